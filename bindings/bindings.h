@@ -1,0 +1,44 @@
+/*
+ * bindings.h — shared helpers of the Lua bindings (the only C that includes lua.h).
+ *
+ * Each bindings/l_<concept>.c file exports one `l_<concept>_register(L)` that adds its
+ * functions to the module table at the top of the stack; l_core.c calls them all from
+ * luaopen_gradlab_core.
+ */
+#ifndef GRADLAB_BINDINGS_H
+#define GRADLAB_BINDINGS_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "gradlab.h"
+
+#define L_TENSOR_METATABLE "gradlab.Tensor"
+
+/* Returns the tensor at `index` (borrowed) or raises "bad argument #index to 'fn'". */
+gl_tensor *l_tensor_check(lua_State *L, int index);
+/* Returns the tensor at `index` or NULL when it is not a tensor. */
+gl_tensor *l_tensor_test(lua_State *L, int index);
+/* Pushes a userdata that takes over the caller's reference to `t`. */
+void l_tensor_push(lua_State *L, gl_tensor *t);
+/* Pushes an empty tensor userdata and returns its slot: pass the slot as an
+ * engine call's `out`, so a failure or a Lua memory error never leaks. */
+gl_tensor **l_tensor_push_slot(lua_State *L);
+/* Converts a 1-based (or negative, from the end) Lua dimension to 0-based;
+ * raises "bad argument" for 0 or a non-integer. */
+int l_dim_check(lua_State *L, int index);
+/* Pushes the methods table of tensors (the metatable's __index). */
+void l_tensor_push_methods(lua_State *L);
+/* Raises a Lua error carrying err->message (which names the op already). */
+int l_error_raise(lua_State *L, const gl_error *err);
+/* Reads a shape given as a table {d1, d2, ...} or as integer arguments from `index` on. */
+int l_shape_check(lua_State *L, int index, const char *function, int64_t *shape);
+
+/* Registration of each binding file's functions into the table at the stack top. */
+void l_tensor_register(lua_State *L);        /* first: creates the metatable */
+void l_tensor_math_register(lua_State *L);
+void l_files_register(lua_State *L);
+
+int luaopen_gradlab_core(lua_State *L);
+
+#endif

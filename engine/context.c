@@ -1,0 +1,103 @@
+/*
+ * context.c — the engine's only mutable global state: the random generator,
+ * the thread count and the grad mode, kept together behind this small API.
+ *
+ * The generator is xoshiro256** (Blackman & Vigna, 2018), seeded by running
+ * splitmix64 over the user's seed, as its authors recommend.  Normal variates
+ * use the Box–Muller transform, caching the second value of each pair.
+ */
+#include <math.h>
+
+#include "gradlab.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* OpenBLAS's own setter; declared here to avoid depending on its header layout. */
+void openblas_set_num_threads(int threads);
+int openblas_get_num_threads(void);
+
+static struct {
+    uint64_t rng[4];
+    bool has_spare_normal;
+    double spare_normal;
+    int threads;
+    bool grad_enabled;
+    bool seeded;
+} context = { .threads = 0, .grad_enabled = true };
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void gl_manual_seed(uint64_t seed)
+{
+    uint64_t state = seed;
+    for (int i = 0; i < 4; i++) context.rng[i] = splitmix64(&state);
+    context.has_spare_normal = false;
+    context.seeded = true;
+}
+
+static inline uint64_t rotate_left(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t gl_random_u64(void)
+{
+    if (!context.seeded) gl_manual_seed(0x5eed);   /* a fixed default: runs are reproducible */
+    uint64_t *s = context.rng;
+    uint64_t result = rotate_left(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotate_left(s[3], 45);
+    return result;
+}
+
+double gl_random_uniform(void) { return (double)(gl_random_u64() >> 11) * 0x1.0p-53; }
+
+double gl_random_normal(void)
+{
+    if (context.has_spare_normal) {
+        context.has_spare_normal = false;
+        return context.spare_normal;
+    }
+    double u1 = 1.0 - gl_random_uniform();   /* (0, 1]: log never sees 0 */
+    double u2 = gl_random_uniform();
+    double radius = sqrt(-2.0 * log(u1));
+    context.spare_normal = radius * sin(2.0 * M_PI * u2);
+    context.has_spare_normal = true;
+    return radius * cos(2.0 * M_PI * u2);
+}
+
+uint64_t gl_random_below(uint64_t n)
+{
+    if (n == 0) return 0;
+    /* Rejection keeps every value equally likely. */
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = gl_random_u64(); while (x >= limit);
+    return x % n;
+}
+
+int gl_get_num_threads(void)
+{
+    if (context.threads <= 0) context.threads = openblas_get_num_threads();
+    return context.threads;
+}
+
+void gl_set_num_threads(int threads)
+{
+    if (threads < 1) threads = 1;
+    context.threads = threads;
+    openblas_set_num_threads(threads);
+}
+
+bool gl_grad_enabled(void) { return context.grad_enabled; }
+void gl_set_grad_enabled(bool enabled) { context.grad_enabled = enabled; }

@@ -1,0 +1,310 @@
+/*
+ * gradlab.h — the public C interface of the gradlab engine.
+ *
+ * A quick tour:
+ *   - A gl_tensor is an N-d float32 view (shape, strides in elements, offset)
+ *     onto a reference-counted gl_storage.  Views share storage; every function
+ *     that returns a tensor through an `out` pointer hands the caller a NEW
+ *     reference, which the caller drops with gl_tensor_release().  Arguments
+ *     are BORROWED unless the comment says otherwise.
+ *   - Every fallible function returns a gl_status and, on failure, fills the
+ *     caller-owned gl_error with the op name, the argument position and a
+ *     message naming both shapes.  The engine never prints, exits or aborts.
+ *   - Dimensions and indices are 0-based here; the Lua bindings convert from
+ *     the 1-based indices users write.
+ *   - Elementwise ops broadcast NumPy-style.  Matrix products go to cblas_sgemm.
+ *   - Mutable global state is limited to gl_context (RNG, thread count,
+ *     grad mode), reached only through its small API in context.c.
+ *
+ *   gl_error err;
+ *   gl_tensor *a = NULL, *b = NULL, *c = NULL;
+ *   int64_t shape[2] = {2, 3};
+ *   if (gl_tensor_randn(2, shape, &a, &err) || gl_tensor_ones(2, shape, &b, &err)
+ *       || gl_tensor_binary(GL_OP_ADD, a, b, &c, &err)) puts(err.message);
+ *   gl_tensor_release(a); gl_tensor_release(b); gl_tensor_release(c);
+ */
+#ifndef GRADLAB_H
+#define GRADLAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GL_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum gl_status {
+    GL_OK = 0,
+    GL_EARG,       /* a bad argument value or type */
+    GL_ESHAPE,     /* shapes that do not fit together */
+    GL_EINDEX,     /* an index or dimension out of range */
+    GL_ENOMEM,     /* an allocation failed or would overflow */
+    GL_EIO,        /* a file could not be read or written */
+    GL_EFORMAT,    /* a file is not in the expected format */
+    GL_ESTATE,     /* an operation not allowed in the current state */
+    GL_STATUS_COUNT
+} gl_status;
+
+typedef struct gl_error {
+    gl_status code;
+    int argument;        /* 1-based position of the faulty argument, 0 if none */
+    char message[512];
+} gl_error;
+
+/* Fills `err` (which may be NULL) and returns `code`.  printf-style. */
+gl_status gl_error_set(gl_error *err, gl_status code, int argument, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+const char *gl_status_name(gl_status code);
+
+/* Writes "{2, 3}" for a shape into buffer (always NUL-terminated). */
+const char *gl_shape_format(int ndim, const int64_t *shape, char *buffer, size_t size);
+
+/* --------------------------------------------------------------- storage */
+
+typedef struct gl_storage {
+    float *data;
+    int64_t numel;
+    int refcount;
+} gl_storage;
+
+gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err);
+void gl_storage_retain(gl_storage *storage);
+void gl_storage_release(gl_storage *storage);   /* NULL is a no-op */
+
+/* Largest element count one storage may hold (bounded by physical memory). */
+int64_t gl_storage_max_numel(void);
+
+/* ---------------------------------------------------------------- tensor */
+
+typedef struct gl_tensor {
+    int refcount;
+    int ndim;
+    int64_t shape[GL_MAX_DIMS];
+    int64_t stride[GL_MAX_DIMS];   /* in elements; may be 0 (expanded) */
+    int64_t offset;                /* in elements, into storage->data */
+    gl_storage *storage;
+    /* Autograd fields, reserved for autograd.c. */
+    struct gl_tensor *grad;
+    void *grad_fn;
+    bool requires_grad;
+} gl_tensor;
+
+void gl_tensor_retain(gl_tensor *t);
+void gl_tensor_release(gl_tensor *t);           /* NULL is a no-op */
+
+static inline float *gl_tensor_data(const gl_tensor *t) { return t->storage->data + t->offset; }
+int64_t gl_tensor_numel(const gl_tensor *t);
+bool gl_tensor_is_contiguous(const gl_tensor *t);
+bool gl_shape_equal(int ndim_a, const int64_t *a, int ndim_b, const int64_t *b);
+
+/* Checks a shape (each size >= 0, product fits memory) and returns numel. */
+gl_status gl_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel,
+                         gl_error *err);
+
+/* Creation.  All return a new, contiguous tensor. */
+gl_status gl_tensor_empty(int ndim, const int64_t *shape, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_zeros(int ndim, const int64_t *shape, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_ones(int ndim, const int64_t *shape, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_full(int ndim, const int64_t *shape, float value, gl_tensor **out,
+                         gl_error *err);
+gl_status gl_tensor_scalar(float value, gl_tensor **out, gl_error *err);  /* 0-d */
+gl_status gl_tensor_eye(int64_t n, gl_tensor **out, gl_error *err);
+/* [start, end) by step, like torch.arange; step may be negative, never 0. */
+gl_status gl_tensor_arange(double start, double end, double step, gl_tensor **out,
+                           gl_error *err);
+/* Wraps an existing storage (retained) as a view. */
+gl_status gl_tensor_view_of(gl_storage *storage, int ndim, const int64_t *shape,
+                            const int64_t *stride, int64_t offset, gl_tensor **out,
+                            gl_error *err);
+
+/* Random tensors from the context RNG. */
+gl_status gl_tensor_rand(int ndim, const int64_t *shape, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_randn(int ndim, const int64_t *shape, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_randint(int64_t low, int64_t high, int ndim, const int64_t *shape,
+                            gl_tensor **out, gl_error *err);   /* low..high inclusive */
+
+/* Element access by 0-based multi-index (ndim indices). */
+gl_status gl_tensor_get(const gl_tensor *t, int nindex, const int64_t *index, float *value,
+                        gl_error *err);
+gl_status gl_tensor_set(gl_tensor *t, int nindex, const int64_t *index, float value,
+                        gl_error *err);
+/* Copies all elements in row-major order into `buffer` (numel floats). */
+void gl_tensor_gather_to(const gl_tensor *t, float *buffer);
+
+/* ------------------------------------------------------------------ views */
+/* Views share storage with `t` and return a new reference. */
+
+/* Reshape without copying; fails (GL_ESHAPE) if strides make that impossible.
+ * One size may be -1 and is inferred. */
+gl_status gl_tensor_view(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor **out,
+                         gl_error *err);
+/* Like view, but copies when a view is impossible. */
+gl_status gl_tensor_reshape(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor **out,
+                            gl_error *err);
+gl_status gl_tensor_transpose(gl_tensor *t, int dim0, int dim1, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_permute(gl_tensor *t, int ndim, const int *order, gl_tensor **out,
+                            gl_error *err);
+gl_status gl_tensor_narrow(gl_tensor *t, int dim, int64_t start, int64_t length,
+                           gl_tensor **out, gl_error *err);
+gl_status gl_tensor_select(gl_tensor *t, int dim, int64_t index, gl_tensor **out,
+                           gl_error *err);
+gl_status gl_tensor_unsqueeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *err);
+/* Removes dimension `dim` if its size is 1, or every size-1 dimension when
+ * dim is GL_SQUEEZE_ALL. */
+#define GL_SQUEEZE_ALL (-1000)
+gl_status gl_tensor_squeeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *err);
+/* Broadcast view to `shape` (stride 0 on expanded dims). */
+gl_status gl_tensor_expand(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor **out,
+                           gl_error *err);
+/* Returns `t` itself (retained) when already contiguous, else a copy. */
+gl_status gl_tensor_contiguous(gl_tensor *t, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_clone(const gl_tensor *t, gl_tensor **out, gl_error *err);
+
+/* -------------------------------------------------------------- elementwise */
+
+typedef enum gl_binary_op {
+    GL_OP_ADD, GL_OP_SUB, GL_OP_MUL, GL_OP_DIV, GL_OP_POW,
+    GL_OP_MAXIMUM, GL_OP_MINIMUM,
+    GL_OP_EQ, GL_OP_NE, GL_OP_LT, GL_OP_LE, GL_OP_GT, GL_OP_GE,
+    GL_BINARY_OP_COUNT
+} gl_binary_op;
+
+typedef enum gl_unary_op {
+    GL_OP_NEG, GL_OP_EXP, GL_OP_LOG, GL_OP_SQRT, GL_OP_ABS,
+    GL_OP_SIGN, GL_OP_HALF, GL_OP_BFLOAT16,
+    GL_UNARY_OP_COUNT
+} gl_unary_op;
+
+const char *gl_binary_op_name(gl_binary_op op);
+const char *gl_unary_op_name(gl_unary_op op);
+
+/* Broadcasting shape of a and b (NumPy rules). */
+gl_status gl_broadcast_shape(const char *op, int ndim_a, const int64_t *a, int ndim_b,
+                             const int64_t *b, int *ndim_out, int64_t *out, gl_error *err);
+
+gl_status gl_tensor_binary(gl_binary_op op, const gl_tensor *a, const gl_tensor *b,
+                           gl_tensor **out, gl_error *err);
+/* a op s, or s op a when scalar_first. */
+gl_status gl_tensor_binary_scalar(gl_binary_op op, const gl_tensor *a, float s,
+                                  bool scalar_first, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_unary(gl_unary_op op, const gl_tensor *a, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_clamp(const gl_tensor *a, float low, float high, gl_tensor **out,
+                          gl_error *err);
+/* mask != 0 ? a : b, all three broadcast together. */
+gl_status gl_tensor_where(const gl_tensor *mask, const gl_tensor *a, const gl_tensor *b,
+                          gl_tensor **out, gl_error *err);
+
+/* IEEE half / bfloat16 round trip of one value (round to nearest even). */
+float gl_round_half(float x);
+float gl_round_bfloat16(float x);
+
+/* ----------------------------------------------------------------- in place */
+/* No autograd tracking.  `src`/`other` broadcast to dst's shape. */
+gl_status gl_tensor_fill(gl_tensor *dst, float value, gl_error *err);
+gl_status gl_tensor_copy_from(gl_tensor *dst, const gl_tensor *src, gl_error *err);
+/* dst += alpha * other */
+gl_status gl_tensor_add_inplace(gl_tensor *dst, const gl_tensor *other, float alpha,
+                                gl_error *err);
+gl_status gl_tensor_mul_scalar_inplace(gl_tensor *dst, float s, gl_error *err);
+
+/* --------------------------------------------------------------- reductions */
+
+typedef enum gl_reduce_op { GL_REDUCE_SUM, GL_REDUCE_MEAN, GL_REDUCE_MAX, GL_REDUCE_MIN } gl_reduce_op;
+
+/* Over all elements: a 0-d tensor.  Sums accumulate in double. */
+gl_status gl_tensor_reduce_all(gl_reduce_op op, const gl_tensor *t, gl_tensor **out,
+                               gl_error *err);
+/* Over one dimension.  For MAX/MIN, `indices` (if non-NULL) receives the
+ * 0-based position of the first extreme element. */
+gl_status gl_tensor_reduce_dim(gl_reduce_op op, const gl_tensor *t, int dim, bool keepdim,
+                               gl_tensor **out, gl_tensor **indices, gl_error *err);
+/* L2 norm of all elements, a 0-d tensor. */
+gl_status gl_tensor_norm(const gl_tensor *t, gl_tensor **out, gl_error *err);
+
+/* ------------------------------------------------------------------ matmul */
+
+/* (n,k)x(k,m) -> (n,m); (b,n,k)x(b,k,m) -> (b,n,m); a 2-D operand broadcasts
+ * over the batch of a 3-D one; 1-D operands act as a row / column vector and
+ * that dimension is dropped from the result, as in NumPy. */
+gl_status gl_tensor_matmul(const gl_tensor *a, const gl_tensor *b, gl_tensor **out,
+                           gl_error *err);
+
+/* ------------------------------------------------------------- join / split */
+
+gl_status gl_tensor_cat(int count, gl_tensor *const *tensors, int dim, gl_tensor **out,
+                        gl_error *err);
+gl_status gl_tensor_stack(int count, gl_tensor *const *tensors, int dim, gl_tensor **out,
+                          gl_error *err);
+
+/* ------------------------------------------------------------------ format */
+
+/* A new malloc'ed string like PyTorch prints: values (elided past
+ * `threshold` elements), then the shape.  NULL on allocation failure. */
+char *gl_tensor_format(const gl_tensor *t, int64_t threshold);
+
+/* ------------------------------------------------------------ context: RNG */
+
+/* xoshiro256** seeded through splitmix64; normals by the Box–Muller transform. */
+void gl_manual_seed(uint64_t seed);
+uint64_t gl_random_u64(void);
+double gl_random_uniform(void);            /* [0, 1) with 53 random bits */
+double gl_random_normal(void);             /* N(0, 1) */
+/* Draws an integer in [0, n) without modulo bias. */
+uint64_t gl_random_below(uint64_t n);
+
+int gl_get_num_threads(void);
+void gl_set_num_threads(int threads);       /* also sets OpenBLAS's thread count */
+bool gl_grad_enabled(void);
+void gl_set_grad_enabled(bool enabled);
+
+/* ------------------------------------------------------------------- files */
+
+typedef struct gl_named_tensor {
+    char *name;          /* owned */
+    gl_tensor *tensor;   /* owned reference */
+} gl_named_tensor;
+
+/* .npy: writes float32 little-endian, C order, atomically (temp + rename). */
+gl_status gl_npy_save(const char *path, const gl_tensor *t, gl_error *err);
+/* Reads float32/float64/int32/int64/uint8 (and bool), either byte order,
+ * C or Fortran order, into a new float32 tensor. */
+gl_status gl_npy_load(const char *path, gl_tensor **out, gl_error *err);
+/* Same parsers on an in-memory buffer (used by .npz and by the fuzzers). */
+gl_status gl_npy_parse(const unsigned char *bytes, size_t size, gl_tensor **out,
+                       gl_error *err);
+
+/* The .npy bytes gl_npy_save writes (version 1.0 header padded to 64 bytes,
+ * float32 little-endian, C order): gl_npy_encoded_size() bytes, written by
+ * gl_npy_encode into a caller-provided buffer at least that large.  Used by
+ * gl_npz_save to place members straight into the archive. */
+size_t gl_npy_encoded_size(const gl_tensor *t);
+void gl_npy_encode(const gl_tensor *t, unsigned char *buffer);
+
+/* .npz: an uncompressed zip of .npy members, written atomically. */
+gl_status gl_npz_save(const char *path, int count, const gl_named_tensor *entries,
+                      gl_error *err);
+/* On success *entries is a malloc'ed array of *count items: free it with
+ * gl_named_tensors_free. */
+gl_status gl_npz_load(const char *path, gl_named_tensor **entries, int *count, gl_error *err);
+gl_status gl_npz_parse(const unsigned char *bytes, size_t size, gl_named_tensor **entries,
+                       int *count, gl_error *err);
+void gl_named_tensors_free(gl_named_tensor *entries, int count);
+
+/* Writes `size` bytes to `path` through a temp file in the same folder,
+ * fsync and rename, so `path` is never left half written.  The messages of
+ * these two name the path and strerror but no op: callers prepend theirs. */
+gl_status gl_file_write_atomic(const char *path, const void *bytes, size_t size,
+                               gl_error *err);
+/* Reads a whole file into a new malloc'ed buffer. */
+gl_status gl_file_read_all(const char *path, unsigned char **bytes, size_t *size,
+                           gl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

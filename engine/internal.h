@@ -1,0 +1,37 @@
+/*
+ * internal.h — helpers shared by the engine's .c files; not installed.
+ */
+#ifndef GRADLAB_INTERNAL_H
+#define GRADLAB_INTERNAL_H
+
+#include "gradlab.h"
+
+/* Writes "{2, 3}" into a stack buffer for messages. */
+#define GL_SHAPE_STR(t, buffer) gl_shape_format((t)->ndim, (t)->shape, buffer, sizeof buffer)
+
+/* A layout with dimensions merged where memory is contiguous across them, so
+ * loops run over as few, as long, inner rows as possible. */
+typedef struct gl_layout {
+    int ndim;
+    int64_t shape[GL_MAX_DIMS];
+    int64_t stride[GL_MAX_DIMS];
+} gl_layout;
+
+/* Coalesces up to three operands sharing one shape (strides may be 0). */
+int gl_layout_coalesce(int ndim, const int64_t *shape, int count, const int64_t *const *strides,
+                       int64_t *out_shape, int64_t (*out_strides)[GL_MAX_DIMS]);
+
+/* Allocates a tensor header with refcount 1 and no storage. */
+gl_tensor *gl_tensor_header_new(void);
+/* Contiguous strides for shape. */
+void gl_strides_contiguous(int ndim, const int64_t *shape, int64_t *stride);
+/* Normalizes a possibly negative 0-based dim against ndim; -1 when out of range. */
+int gl_dim_wrap(int dim, int ndim);
+
+/* Odometer over the outer dims of a layout (all but the last). */
+typedef struct gl_counter {
+    int ndim;
+    int64_t index[GL_MAX_DIMS];
+} gl_counter;
+
+#endif

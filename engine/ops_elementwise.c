@@ -1,0 +1,414 @@
+/*
+ * ops_elementwise.c — broadcasting binary ops, unary ops, where, and the
+ * in-place updates, all on strided views.
+ *
+ * One driver walks every operand through a coalesced layout and hands rows to
+ * a per-op kernel; the contiguous case (all strides 1) is a plain loop the
+ * compiler vectorizes.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Internal ops of the driver beyond the public binary ops. */
+enum { OP_COPY = GL_BINARY_OP_COUNT, OP_ADD_SCALED };
+
+static const char *const binary_names[GL_BINARY_OP_COUNT] = {
+    [GL_OP_ADD] = "add", [GL_OP_SUB] = "sub", [GL_OP_MUL] = "mul", [GL_OP_DIV] = "div",
+    [GL_OP_POW] = "pow", [GL_OP_MAXIMUM] = "maximum", [GL_OP_MINIMUM] = "minimum",
+    [GL_OP_EQ] = "eq", [GL_OP_NE] = "ne", [GL_OP_LT] = "lt", [GL_OP_LE] = "le",
+    [GL_OP_GT] = "gt", [GL_OP_GE] = "ge",
+};
+_Static_assert(sizeof binary_names / sizeof binary_names[0] == GL_BINARY_OP_COUNT,
+               "one name per binary op");
+
+static const char *const unary_names[GL_UNARY_OP_COUNT] = {
+    [GL_OP_NEG] = "neg", [GL_OP_EXP] = "exp", [GL_OP_LOG] = "log", [GL_OP_SQRT] = "sqrt",
+    [GL_OP_ABS] = "abs", [GL_OP_SIGN] = "sign", [GL_OP_HALF] = "half",
+    [GL_OP_BFLOAT16] = "bfloat16",
+};
+_Static_assert(sizeof unary_names / sizeof unary_names[0] == GL_UNARY_OP_COUNT,
+               "one name per unary op");
+
+const char *gl_binary_op_name(gl_binary_op op)
+{
+    return op < GL_BINARY_OP_COUNT ? binary_names[op] : "?";
+}
+
+const char *gl_unary_op_name(gl_unary_op op)
+{
+    return op < GL_UNARY_OP_COUNT ? unary_names[op] : "?";
+}
+
+/* ------------------------------------------------------------ broadcasting */
+
+gl_status gl_broadcast_shape(const char *op, int ndim_a, const int64_t *a, int ndim_b,
+                             const int64_t *b, int *ndim_out, int64_t *out, gl_error *err)
+{
+    char sa[160], sb[160];
+    int ndim = ndim_a > ndim_b ? ndim_a : ndim_b;
+    for (int d = 0; d < ndim; d++) {
+        int da = d - (ndim - ndim_a), db = d - (ndim - ndim_b);
+        int64_t x = da >= 0 ? a[da] : 1, y = db >= 0 ? b[db] : 1;
+        if (x != y && x != 1 && y != 1)
+            return gl_error_set(err, GL_ESHAPE, 2,
+                                "%s: shapes %s and %s cannot be broadcast together (dimension %d: %lld vs %lld)",
+                                op, gl_shape_format(ndim_a, a, sa, sizeof sa),
+                                gl_shape_format(ndim_b, b, sb, sizeof sb), d + 1, (long long)x,
+                                (long long)y);
+        out[d] = x == 1 ? y : x;
+    }
+    *ndim_out = ndim;
+    return GL_OK;
+}
+
+/* Strides of `t` seen through the broadcast shape (0 where it is expanded). */
+static void broadcast_strides(const gl_tensor *t, int ndim, const int64_t *shape, int64_t *stride)
+{
+    int lead = ndim - t->ndim;
+    for (int d = 0; d < ndim; d++) {
+        if (d < lead) stride[d] = 0;
+        else stride[d] = t->shape[d - lead] == 1 && shape[d] != 1 ? 0 : t->stride[d - lead];
+    }
+}
+
+/* ------------------------------------------------------------------ kernels */
+
+static inline float apply_binary(int op, float x, float y, float alpha)
+{
+    switch (op) {
+    case GL_OP_ADD: return x + y;
+    case GL_OP_SUB: return x - y;
+    case GL_OP_MUL: return x * y;
+    case GL_OP_DIV: return x / y;
+    case GL_OP_POW: return powf(x, y);
+    case GL_OP_MAXIMUM: return x > y || isnan(x) ? x : y;
+    case GL_OP_MINIMUM: return x < y || isnan(x) ? x : y;
+    case GL_OP_EQ: return x == y;
+    case GL_OP_NE: return x != y;
+    case GL_OP_LT: return x < y;
+    case GL_OP_LE: return x <= y;
+    case GL_OP_GT: return x > y;
+    case GL_OP_GE: return x >= y;
+    case OP_COPY: return y;
+    case OP_ADD_SCALED: return x + alpha * y;
+    default: return NAN;
+    }
+}
+
+/* Expands to a loop specialized for one op and one stride pattern; the switch
+ * over ops sits outside the loop so each body vectorizes. */
+#define ROW_LOOP(OP, out_index, a_index, b_index)                                          \
+    for (int64_t i = 0; i < n; i++)                                                        \
+        o[out_index] = apply_binary(OP, a[a_index], b[b_index], alpha);
+
+#define ROW_CASE(OP)                                                                       \
+    case OP:                                                                               \
+        if (so == 1 && sa == 1 && sb == 1) { ROW_LOOP(OP, i, i, i) }                       \
+        else if (so == 1 && sa == 1 && sb == 0) { ROW_LOOP(OP, i, i, 0) }                  \
+        else if (so == 1 && sa == 0 && sb == 1) { ROW_LOOP(OP, i, 0, i) }                  \
+        else { ROW_LOOP(OP, i * so, i * sa, i * sb) }                                      \
+        break;
+
+static void binary_row(int op, float alpha, int64_t n, float *o, int64_t so, const float *a,
+                       int64_t sa, const float *b, int64_t sb)
+{
+    switch (op) {
+        ROW_CASE(GL_OP_ADD)
+        ROW_CASE(GL_OP_SUB)
+        ROW_CASE(GL_OP_MUL)
+        ROW_CASE(GL_OP_DIV)
+        ROW_CASE(GL_OP_POW)
+        ROW_CASE(GL_OP_MAXIMUM)
+        ROW_CASE(GL_OP_MINIMUM)
+        ROW_CASE(GL_OP_EQ)
+        ROW_CASE(GL_OP_NE)
+        ROW_CASE(GL_OP_LT)
+        ROW_CASE(GL_OP_LE)
+        ROW_CASE(GL_OP_GT)
+        ROW_CASE(GL_OP_GE)
+        ROW_CASE(OP_COPY)
+        ROW_CASE(OP_ADD_SCALED)
+    }
+}
+#undef ROW_CASE
+#undef ROW_LOOP
+
+/* Runs `op` over three views of one shape: out[i] = a[i] op b[i].  `a` and `b`
+ * carry strides already broadcast to `shape`. */
+static void binary_drive(int op, float alpha, int ndim, const int64_t *shape, float *out,
+                         const int64_t *out_stride, const float *a, const int64_t *a_stride,
+                         const float *b, const int64_t *b_stride)
+{
+    int64_t cshape[GL_MAX_DIMS], cstride[3][GL_MAX_DIMS];
+    const int64_t *strides[3] = {out_stride, a_stride, b_stride};
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] == 0) return;
+    int n = gl_layout_coalesce(ndim, shape, 3, strides, cshape, cstride);
+    int64_t index[GL_MAX_DIMS] = {0};
+    int64_t inner = cshape[n - 1];
+    for (;;) {
+        int64_t at_o = 0, at_a = 0, at_b = 0;
+        for (int d = 0; d < n - 1; d++) {
+            at_o += index[d] * cstride[0][d];
+            at_a += index[d] * cstride[1][d];
+            at_b += index[d] * cstride[2][d];
+        }
+        binary_row(op, alpha, inner, out + at_o, cstride[0][n - 1], a + at_a, cstride[1][n - 1],
+                   b + at_b, cstride[2][n - 1]);
+        int d = n - 2;
+        while (d >= 0 && ++index[d] == cshape[d]) index[d--] = 0;
+        if (d < 0) break;
+    }
+}
+
+gl_status gl_tensor_binary(gl_binary_op op, const gl_tensor *a, const gl_tensor *b,
+                           gl_tensor **out, gl_error *err)
+{
+    int64_t shape[GL_MAX_DIMS], sa[GL_MAX_DIMS], sb[GL_MAX_DIMS];
+    int ndim;
+    *out = NULL;
+    if (op >= GL_BINARY_OP_COUNT) return gl_error_set(err, GL_EARG, 0, "binary: unknown op");
+    gl_status status = gl_broadcast_shape(binary_names[op], a->ndim, a->shape, b->ndim, b->shape,
+                                          &ndim, shape, err);
+    if (status || (status = gl_tensor_empty(ndim, shape, out, err))) return status;
+    broadcast_strides(a, ndim, shape, sa);
+    broadcast_strides(b, ndim, shape, sb);
+    binary_drive(op, 0.0f, ndim, shape, gl_tensor_data(*out), (*out)->stride, gl_tensor_data(a), sa,
+                 gl_tensor_data(b), sb);
+    return GL_OK;
+}
+
+gl_status gl_tensor_binary_scalar(gl_binary_op op, const gl_tensor *a, float s,
+                                  bool scalar_first, gl_tensor **out, gl_error *err)
+{
+    int64_t sa[GL_MAX_DIMS], zero[GL_MAX_DIMS] = {0};
+    *out = NULL;
+    if (op >= GL_BINARY_OP_COUNT) return gl_error_set(err, GL_EARG, 0, "binary: unknown op");
+    gl_status status = gl_tensor_empty(a->ndim, a->shape, out, err);
+    if (status) return status;
+    memcpy(sa, a->stride, sizeof sa);
+    float *o = gl_tensor_data(*out);
+    if (scalar_first)
+        binary_drive(op, 0.0f, a->ndim, a->shape, o, (*out)->stride, &s, zero, gl_tensor_data(a), sa);
+    else
+        binary_drive(op, 0.0f, a->ndim, a->shape, o, (*out)->stride, gl_tensor_data(a), sa, &s, zero);
+    return GL_OK;
+}
+
+/* ------------------------------------------------------------------- unary */
+
+float gl_round_half(float x)
+{
+    /* Round to the nearest IEEE binary16 value (ties to even), then widen back. */
+    if (isnan(x)) return x;
+    float magnitude = fabsf(x);
+    if (magnitude >= 65520.0f) return copysignf(INFINITY, x);   /* rounds past 65504 */
+    if (magnitude < 0x1.0p-14f) {
+        /* Subnormal half: a fixed grid of 2^-24; rintf rounds ties to even. */
+        return copysignf(rintf(magnitude * 0x1.0p24f) * 0x1.0p-24f, x);
+    }
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    /* Keep 10 of float32's 23 mantissa bits, rounding to nearest even. */
+    uint32_t lsb = (bits >> 13) & 1u;
+    bits += 0x0fffu + lsb;
+    bits &= ~0x1fffu;
+    float y;
+    memcpy(&y, &bits, sizeof y);
+    return y;
+}
+
+float gl_round_bfloat16(float x)
+{
+    if (isnan(x)) return x;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    uint32_t lsb = (bits >> 16) & 1u;
+    bits += 0x7fffu + lsb;   /* overflow past the largest bfloat16 carries into inf, as it should */
+    bits &= 0xffff0000u;
+    float y;
+    memcpy(&y, &bits, sizeof y);
+    return y;
+}
+
+static void unary_row(gl_unary_op op, int64_t n, float *restrict o, const float *restrict a)
+{
+    switch (op) {
+    case GL_OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;
+    case GL_OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(a[i]); break;
+    case GL_OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = logf(a[i]); break;
+    case GL_OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrtf(a[i]); break;
+    case GL_OP_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(a[i]); break;
+    case GL_OP_SIGN:
+        for (int64_t i = 0; i < n; i++) o[i] = (float)((a[i] > 0) - (a[i] < 0));
+        break;
+    case GL_OP_HALF: for (int64_t i = 0; i < n; i++) o[i] = gl_round_half(a[i]); break;
+    case GL_OP_BFLOAT16: for (int64_t i = 0; i < n; i++) o[i] = gl_round_bfloat16(a[i]); break;
+    default: break;
+    }
+}
+
+/* New contiguous tensor holding `a`'s values, ready for a pass in place. */
+static gl_status unary_prepare(const gl_tensor *a, gl_tensor **out, const float **source,
+                               gl_error *err)
+{
+    gl_status status = gl_tensor_empty(a->ndim, a->shape, out, err);
+    if (status) return status;
+    if (gl_tensor_is_contiguous(a)) {
+        *source = gl_tensor_data(a);
+    } else {
+        gl_tensor_gather_to(a, gl_tensor_data(*out));
+        *source = gl_tensor_data(*out);
+    }
+    return GL_OK;
+}
+
+gl_status gl_tensor_unary(gl_unary_op op, const gl_tensor *a, gl_tensor **out, gl_error *err)
+{
+    const float *source;
+    *out = NULL;
+    if (op >= GL_UNARY_OP_COUNT) return gl_error_set(err, GL_EARG, 0, "unary: unknown op");
+    gl_status status = unary_prepare(a, out, &source, err);
+    if (status) return status;
+    float *o = gl_tensor_data(*out);
+    int64_t n = gl_tensor_numel(a);
+    if (source == o) {
+        /* In place over the gathered copy: run in blocks through a small buffer
+         * so the restrict promise of unary_row holds. */
+        float block[1024];
+        for (int64_t i = 0; i < n; i += 1024) {
+            int64_t m = n - i < 1024 ? n - i : 1024;
+            memcpy(block, o + i, sizeof(float) * (size_t)m);
+            unary_row(op, m, o + i, block);
+        }
+    } else {
+        unary_row(op, n, o, source);
+    }
+    return GL_OK;
+}
+
+gl_status gl_tensor_clamp(const gl_tensor *a, float low, float high, gl_tensor **out,
+                          gl_error *err)
+{
+    const float *source;
+    *out = NULL;
+    if (isnan(low) || isnan(high) || low > high)
+        return gl_error_set(err, GL_EARG, 2, "clamp: low (%g) must not exceed high (%g)",
+                            (double)low, (double)high);
+    gl_status status = unary_prepare(a, out, &source, err);
+    if (status) return status;
+    float *o = gl_tensor_data(*out);
+    int64_t n = gl_tensor_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        float x = source[i];
+        o[i] = x < low ? low : x > high ? high : x;   /* NaN passes through */
+    }
+    return GL_OK;
+}
+
+gl_status gl_tensor_where(const gl_tensor *mask, const gl_tensor *a, const gl_tensor *b,
+                          gl_tensor **out, gl_error *err)
+{
+    int64_t shape_ab[GL_MAX_DIMS], shape[GL_MAX_DIMS];
+    int ndim_ab, ndim;
+    *out = NULL;
+    gl_status status = gl_broadcast_shape("where", a->ndim, a->shape, b->ndim, b->shape, &ndim_ab,
+                                          shape_ab, err);
+    if (status || (status = gl_broadcast_shape("where", mask->ndim, mask->shape, ndim_ab, shape_ab,
+                                               &ndim, shape, err)))
+        return status;
+    gl_tensor *views[3] = {NULL, NULL, NULL}, *dense[3] = {NULL, NULL, NULL};
+    const gl_tensor *inputs[3] = {mask, a, b};
+    for (int k = 0; k < 3 && !status; k++) {
+        status = gl_tensor_expand((gl_tensor *)inputs[k], ndim, shape, &views[k], err);
+        if (!status) status = gl_tensor_contiguous(views[k], &dense[k], err);
+    }
+    if (!status) status = gl_tensor_empty(ndim, shape, out, err);
+    if (!status) {
+        const float *m = gl_tensor_data(dense[0]), *x = gl_tensor_data(dense[1]),
+                    *y = gl_tensor_data(dense[2]);
+        float *o = gl_tensor_data(*out);
+        int64_t n = gl_tensor_numel(*out);
+        for (int64_t i = 0; i < n; i++) o[i] = m[i] != 0.0f ? x[i] : y[i];
+    }
+    for (int k = 0; k < 3; k++) {
+        gl_tensor_release(views[k]);
+        gl_tensor_release(dense[k]);
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------------- in place */
+
+/* Writing through a view where several elements share one memory slot would
+ * give order-dependent results, so it is refused. */
+static gl_status check_writable(const char *op, const gl_tensor *dst, gl_error *err)
+{
+    char buffer[160];
+    for (int d = 0; d < dst->ndim; d++)
+        if (dst->stride[d] == 0 && dst->shape[d] > 1)
+            return gl_error_set(err, GL_EARG, 1,
+                                "%s: cannot write into an expanded view (shape %s): several elements share memory; clone it first",
+                                op, GL_SHAPE_STR(dst, buffer));
+    return GL_OK;
+}
+
+/* dst = dst (op) src, src broadcast to dst's shape; src is copied first when it
+ * shares dst's storage so overlapping views read the old values. */
+static gl_status inplace_update(const char *op_name, int op, float alpha, gl_tensor *dst,
+                                const gl_tensor *src, gl_error *err)
+{
+    char have[160], want[160];
+    int64_t shape[GL_MAX_DIMS], sb[GL_MAX_DIMS];
+    int ndim;
+    gl_status status = check_writable(op_name, dst, err);
+    if (status) return status;
+    if (gl_broadcast_shape(op_name, dst->ndim, dst->shape, src->ndim, src->shape, &ndim, shape, err)
+        || !gl_shape_equal(ndim, shape, dst->ndim, dst->shape))
+        return gl_error_set(err, GL_ESHAPE, 2, "%s: source of shape %s does not broadcast to the destination's shape %s",
+                            op_name, GL_SHAPE_STR(src, have), GL_SHAPE_STR(dst, want));
+    gl_tensor *copy = NULL;
+    if (src->storage == dst->storage) {
+        if ((status = gl_tensor_clone(src, &copy, err))) return status;
+        src = copy;
+    }
+    broadcast_strides(src, dst->ndim, dst->shape, sb);
+    float *d = gl_tensor_data(dst);
+    binary_drive(op, alpha, dst->ndim, dst->shape, d, dst->stride, d, dst->stride,
+                 gl_tensor_data(src), sb);
+    gl_tensor_release(copy);
+    return GL_OK;
+}
+
+gl_status gl_tensor_copy_from(gl_tensor *dst, const gl_tensor *src, gl_error *err)
+{
+    return inplace_update("copy", OP_COPY, 0.0f, dst, src, err);
+}
+
+gl_status gl_tensor_add_inplace(gl_tensor *dst, const gl_tensor *other, float alpha,
+                                gl_error *err)
+{
+    return inplace_update("add_", OP_ADD_SCALED, alpha, dst, other, err);
+}
+
+gl_status gl_tensor_fill(gl_tensor *dst, float value, gl_error *err)
+{
+    int64_t zero[GL_MAX_DIMS] = {0};
+    gl_status status = check_writable("fill", dst, err);
+    if (status) return status;
+    float *d = gl_tensor_data(dst);
+    binary_drive(OP_COPY, 0.0f, dst->ndim, dst->shape, d, dst->stride, d, dst->stride, &value, zero);
+    return GL_OK;
+}
+
+gl_status gl_tensor_mul_scalar_inplace(gl_tensor *dst, float s, gl_error *err)
+{
+    int64_t zero[GL_MAX_DIMS] = {0};
+    gl_status status = check_writable("mul_", dst, err);
+    if (status) return status;
+    float *d = gl_tensor_data(dst);
+    binary_drive(GL_OP_MUL, 0.0f, dst->ndim, dst->shape, d, dst->stride, d, dst->stride, &s, zero);
+    return GL_OK;
+}
