@@ -1,5 +1,17 @@
 /* l_core.c — luaopen_gradlab_core: the C half of `require "gradlab"`. */
+#include <time.h>
+
 #include "bindings.h"
+
+/* gl.clock(): seconds on a monotonic wall clock, for timing experiments
+ * (os.clock counts CPU time of all threads, which misleads with BLAS threads). */
+static int l_clock(lua_State *L)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lua_pushnumber(L, (lua_Number)now.tv_sec + (lua_Number)now.tv_nsec * 1e-9);
+    return 1;
+}
 
 int luaopen_gradlab_core(lua_State *L)
 {
@@ -7,5 +19,7 @@ int luaopen_gradlab_core(lua_State *L)
     l_tensor_register(L);
     l_tensor_math_register(L);
     l_files_register(L);
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
     return 1;
 }
