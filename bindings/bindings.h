@@ -29,6 +29,8 @@ gl_tensor **l_tensor_push_slot(lua_State *L);
 int l_dim_check(lua_State *L, int index);
 /* Pushes the methods table of tensors (the metatable's __index). */
 void l_tensor_push_methods(lua_State *L);
+/* luaL_error with the C library's printf (so %lld, %g work); never returns. */
+int l_errorf(lua_State *L, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* Raises a Lua error carrying err->message (which names the op already). */
 int l_error_raise(lua_State *L, const gl_error *err);
 /* Reads a shape given as a table {d1, d2, ...} or as integer arguments from `index` on. */

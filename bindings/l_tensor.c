@@ -6,12 +6,24 @@
  * slot pushed before the call, so an error midway never leaks.
  */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bindings.h"
 
 /* ------------------------------------------------------------------ basics */
+
+int l_errorf(lua_State *L, const char *format, ...)
+{
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    return luaL_error(L, "%s", message);
+}
 
 int l_error_raise(lua_State *L, const gl_error *err)
 {
@@ -73,9 +85,9 @@ static int64_t size_check(lua_State *L, int index, const char *function, int pos
     lua_Integer v = lua_tointegerx(L, index, &isnum);
     if (!isnum) {
         if (lua_type(L, index) == LUA_TNUMBER)
-            return luaL_error(L, "%s: size %s at position %d is not an integer", function,
+            return l_errorf(L, "%s: size %s at position %d is not an integer", function,
                               lua_tostring(L, index), position);
-        return luaL_error(L, "%s: the shape must hold integers, got a %s at position %d", function,
+        return l_errorf(L, "%s: the shape must hold integers, got a %s at position %d", function,
                           luaL_typename(L, index), position);
     }
     return (int64_t)v;
@@ -87,7 +99,7 @@ int l_shape_check(lua_State *L, int index, const char *function, int64_t *shape)
     if (lua_istable(L, index)) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, index);
         if (n > GL_MAX_DIMS)
-            return luaL_error(L, "%s: a tensor has at most %d dimensions, the shape has %d", function,
+            return l_errorf(L, "%s: a tensor has at most %d dimensions, the shape has %d", function,
                               GL_MAX_DIMS, (int)n);
         ndim = (int)n;
         for (int d = 0; d < ndim; d++) {
@@ -99,15 +111,15 @@ int l_shape_check(lua_State *L, int index, const char *function, int64_t *shape)
         int top = lua_gettop(L);
         ndim = top - index + 1;
         if (ndim > GL_MAX_DIMS)
-            return luaL_error(L, "%s: a tensor has at most %d dimensions", function, GL_MAX_DIMS);
+            return l_errorf(L, "%s: a tensor has at most %d dimensions", function, GL_MAX_DIMS);
         for (int d = 0; d < ndim; d++) shape[d] = size_check(L, index + d, function, d + 1);
     } else {
-        return luaL_error(L, "%s: the shape must be a table of sizes such as {2, 3}, got %s", function,
+        return l_errorf(L, "%s: the shape must be a table of sizes such as {2, 3}, got %s", function,
                           luaL_typename(L, index));
     }
     for (int d = 0; d < ndim; d++)
         if (shape[d] < 0)
-            return luaL_error(L, "%s: size %d of the shape is negative (%lld)", function, d + 1,
+            return l_errorf(L, "%s: size %d of the shape is negative (%lld)", function, d + 1,
                               (long long)shape[d]);
     return ndim;
 }
@@ -124,7 +136,7 @@ static int l_tensor_tostring(lua_State *L)
 {
     gl_tensor *t = l_tensor_check(L, 1);
     char *s = gl_tensor_format(t, 1000);
-    if (!s) return luaL_error(L, "tostring: out of memory");
+    if (!s) return l_errorf(L, "tostring: out of memory");
     lua_pushstring(L, s);
     free(s);
     return 1;
@@ -140,9 +152,9 @@ static void nested_shape(lua_State *L, int index, int depth, int *ndim, int64_t 
         return;
     }
     if (!lua_istable(L, index))
-        luaL_error(L, "tensor: expected numbers or nested tables of numbers, got a %s",
+        l_errorf(L, "tensor: expected numbers or nested tables of numbers, got a %s",
                    luaL_typename(L, index));
-    if (depth >= GL_MAX_DIMS) luaL_error(L, "tensor: more than %d levels of nesting", GL_MAX_DIMS);
+    if (depth >= GL_MAX_DIMS) l_errorf(L, "tensor: more than %d levels of nesting", GL_MAX_DIMS);
     shape[depth] = (int64_t)lua_rawlen(L, index);
     if (shape[depth] == 0) {
         *ndim = depth + 1;
@@ -160,13 +172,13 @@ static float *nested_fill(lua_State *L, int index, int depth, int ndim, const in
         int isnum;
         lua_Number v = lua_tonumberx(L, index, &isnum);
         if (!isnum)
-            luaL_error(L, "tensor: ragged nesting: expected a number at depth %d, got a %s", depth + 1,
+            l_errorf(L, "tensor: ragged nesting: expected a number at depth %d, got a %s", depth + 1,
                        luaL_typename(L, index));
         *out = (float)v;
         return out + 1;
     }
     if (!lua_istable(L, index) || (int64_t)lua_rawlen(L, index) != shape[depth])
-        luaL_error(L, "tensor: ragged nesting: expected a table of %lld items at depth %d, got %s",
+        l_errorf(L, "tensor: ragged nesting: expected a table of %lld items at depth %d, got %s",
                    (long long)shape[depth], depth + 1,
                    lua_istable(L, index) ? lua_pushfstring(L, "%d items", (int)lua_rawlen(L, index))
                                          : luaL_typename(L, index));
@@ -226,8 +238,10 @@ static int l_full(lua_State *L)
 {
     int64_t shape[GL_MAX_DIMS];
     gl_error err;
+    int top = lua_gettop(L);
+    float value = (float)luaL_checknumber(L, lua_istable(L, 1) ? 2 : top);
+    if (!lua_istable(L, 1)) lua_settop(L, top - 1);   /* full(2, 3, v): sizes, then the value */
     int ndim = l_shape_check(L, 1, "full", shape);
-    float value = (float)luaL_checknumber(L, lua_istable(L, 1) ? 2 : lua_gettop(L));
     gl_tensor **slot = l_tensor_push_slot(L);
     if (gl_tensor_full(ndim, shape, value, slot, &err)) return l_error_raise(L, &err);
     return 1;
@@ -331,7 +345,7 @@ static int l_size(lua_State *L)
 static int l_len(lua_State *L)
 {
     gl_tensor *t = l_tensor_check(L, 1);
-    if (t->ndim == 0) return luaL_error(L, "#: a 0-d tensor has no length; use :item()");
+    if (t->ndim == 0) return l_errorf(L, "#: a 0-d tensor has no length; use :item()");
     lua_pushinteger(L, t->shape[0]);
     return 1;
 }
@@ -359,7 +373,7 @@ static int l_item(lua_State *L)
     char buffer[160];
     gl_tensor *t = l_tensor_check(L, 1);
     if (gl_tensor_numel(t) != 1)
-        return luaL_error(L, "item: the tensor has %lld elements (shape %s); item needs exactly 1",
+        return l_errorf(L, "item: the tensor has %lld elements (shape %s); item needs exactly 1",
                           (long long)gl_tensor_numel(t), gl_shape_format(t->ndim, t->shape, buffer, sizeof buffer));
     int64_t at = t->offset;   /* all dims have size 1: the element sits at the offset */
     lua_pushnumber(L, t->storage->data[at]);
@@ -369,7 +383,7 @@ static int l_item(lua_State *L)
 static int read_indices(lua_State *L, int first, int64_t *index, const char *function)
 {
     int count = lua_gettop(L) - first + 1;
-    if (count > GL_MAX_DIMS) return luaL_error(L, "%s: too many indices (%d)", function, count);
+    if (count > GL_MAX_DIMS) return l_errorf(L, "%s: too many indices (%d)", function, count);
     for (int k = 0; k < count; k++) {
         int isnum;
         lua_Integer i = lua_tointegerx(L, first + k, &isnum);
@@ -446,7 +460,7 @@ static int l_view_like(lua_State *L, const char *name,
     int ndim;
     if (lua_istable(L, 2)) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
-        if (n > GL_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", name, GL_MAX_DIMS);
+        if (n > GL_MAX_DIMS) return l_errorf(L, "%s: at most %d dimensions", name, GL_MAX_DIMS);
         ndim = (int)n;
         for (int d = 0; d < ndim; d++) {
             lua_rawgeti(L, 2, d + 1);
@@ -455,7 +469,7 @@ static int l_view_like(lua_State *L, const char *name,
         }
     } else {
         ndim = lua_gettop(L) - 1;
-        if (ndim > GL_MAX_DIMS) return luaL_error(L, "%s: at most %d dimensions", name, GL_MAX_DIMS);
+        if (ndim > GL_MAX_DIMS) return l_errorf(L, "%s: at most %d dimensions", name, GL_MAX_DIMS);
         for (int d = 0; d < ndim; d++) shape[d] = size_check(L, d + 2, name, d + 1);
     }
     gl_tensor **slot = l_tensor_push_slot(L);
@@ -483,7 +497,7 @@ static int l_t(lua_State *L)
     gl_error err;
     gl_tensor *t = l_tensor_check(L, 1);
     if (t->ndim != 2)
-        return luaL_error(L, "t: expects a 2-d tensor, got shape %s; use transpose(d1, d2)",
+        return l_errorf(L, "t: expects a 2-d tensor, got shape %s; use transpose(d1, d2)",
                           gl_shape_format(t->ndim, t->shape, buffer, sizeof buffer));
     gl_tensor **slot = l_tensor_push_slot(L);
     if (gl_tensor_transpose(t, 0, 1, slot, &err)) return l_error_raise(L, &err);
@@ -565,8 +579,12 @@ static int l_contiguous(lua_State *L)
 {
     gl_error err;
     gl_tensor *t = l_tensor_check(L, 1);
+    if (gl_tensor_is_contiguous(t)) {   /* the same object back, as PyTorch does */
+        lua_settop(L, 1);
+        return 1;
+    }
     gl_tensor **slot = l_tensor_push_slot(L);
-    if (gl_tensor_contiguous(t, slot, &err)) return l_error_raise(L, &err);
+    if (gl_tensor_clone(t, slot, &err)) return l_error_raise(L, &err);
     return 1;
 }
 

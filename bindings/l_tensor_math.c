@@ -29,7 +29,7 @@ static int binary(lua_State *L, gl_binary_op op)
             return l_error_raise(L, &err);
         return 1;
     }
-    return luaL_error(L, "%s: expects tensors or numbers, got %s and %s", gl_binary_op_name(op),
+    return l_errorf(L, "%s: expects tensors or numbers, got %s and %s", gl_binary_op_name(op),
                       luaL_typename(L, 1), luaL_typename(L, 2));
 }
 
@@ -170,7 +170,7 @@ static gl_tensor **tensor_list(lua_State *L, int index, const char *function, in
         lua_rawgeti(L, index, i);
         list[i - 1] = l_tensor_test(L, -1);
         if (!list[i - 1])
-            luaL_error(L, "%s: item %d of the list is a %s, not a tensor", function, (int)i,
+            l_errorf(L, "%s: item %d of the list is a %s, not a tensor", function, (int)i,
                        luaL_typename(L, -1));
         lua_pop(L, 1);
     }

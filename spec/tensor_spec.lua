@@ -1,0 +1,228 @@
+-- spec/tensor_spec.lua — engine/tensor.c: creation, inspection, element access, views.
+local gl = require "gradlab"
+
+describe("tensor creation", function()
+  it("builds from nested tables and numbers", function()
+    local t = gl.tensor{{1, 2, 3}, {4, 5, 6}}
+    assert.same({2, 3}, t:shape())
+    assert.same({{1, 2, 3}, {4, 5, 6}}, t:totable())
+    local s = gl.tensor(2.5)
+    assert.equal(0, s:dim())
+    assert.equal(2.5, s:item())
+    assert.same({0}, gl.tensor{}:shape())
+    assert.same({2, 2, 1}, gl.tensor{{{1}, {2}}, {{3}, {4}}}:shape())
+  end)
+
+  it("copies a tensor given to gl.tensor", function()
+    local a = gl.tensor{1, 2}
+    local b = gl.tensor(a)
+    b:set(9, 1)
+    assert.equal(1, a:get(1))
+  end)
+
+  it("rejects ragged and non-numeric tables", function()
+    assert.error_matches(function() gl.tensor{{1, 2}, {3}} end, "tensor", "ragged")
+    assert.error_matches(function() gl.tensor{{1, 2}, 3} end, "tensor", "ragged")
+    assert.error_matches(function() gl.tensor{"a"} end, "tensor", "string")
+    assert.error_matches(function() gl.tensor("x") end, "bad argument #1 to 'tensor'")
+  end)
+
+  it("makes zeros, ones, full, empty from a shape table or sizes", function()
+    assert.tensor_near(gl.zeros{2, 3}, {{0, 0, 0}, {0, 0, 0}})
+    assert.tensor_near(gl.ones{3}, {1, 1, 1})
+    assert.tensor_near(gl.full({2, 2}, 7), {{7, 7}, {7, 7}})
+    assert.tensor_near(gl.full(2, 2, 7), {{7, 7}, {7, 7}})
+    assert.same({4, 5}, gl.empty{4, 5}:shape())
+    assert.same({2, 3}, gl.zeros(2, 3):shape())
+    assert.equal(0, gl.zeros{}:dim())
+    assert.same({0, 4}, gl.zeros{0, 4}:shape())
+  end)
+
+  it("makes eye and arange", function()
+    assert.tensor_near(gl.eye(3), {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}})
+    assert.tensor_near(gl.arange(1, 5), {1, 2, 3, 4})
+    assert.tensor_near(gl.arange(0, 1, 0.25), {0, 0.25, 0.5, 0.75})
+    assert.tensor_near(gl.arange(5, 1, -2), {5, 3})
+    assert.tensor_near(gl.arange(4), {0, 1, 2, 3})
+    assert.equal(0, gl.arange(3, 1):numel())
+    assert.error_matches(function() gl.arange(0, 1, 0) end, "arange", "step")
+  end)
+
+  it("rejects bad shapes with the function's name", function()
+    assert.error_matches(function() gl.zeros{2, -1} end, "zeros", "negative")
+    assert.error_matches(function() gl.ones{2.5} end, "ones", "not an integer")
+    assert.error_matches(function() gl.zeros{"a"} end, "zeros", "string")
+    assert.error_matches(function() gl.zeros("x") end, "zeros", "shape")
+    assert.error_matches(function() gl.zeros{1, 1, 1, 1, 1, 1, 1, 1, 1} end, "zeros", "at most 8")
+    assert.error_matches(function() gl.eye(-1) end, "eye")
+  end)
+
+  it("gives 'cannot allocate' errors for huge or overflowing shapes", function()
+    assert.error_matches(function() gl.zeros{1e6, 1e6, 1e6} end, "zeros", "cannot allocate")
+    assert.error_matches(function() gl.randn{2^40, 2^40} end, "randn", "cannot allocate")
+    assert.error_matches(function() gl.ones{2^62, 4} end, "ones", "cannot allocate")
+    assert.equal(6, gl.ones{2, 3}:sum():item())   -- still working afterwards
+  end)
+end)
+
+describe("random tensors", function()
+  it("are reproducible with manual_seed", function()
+    gl.manual_seed(42)
+    local a = gl.randn{100}
+    local u = gl.rand{10}
+    gl.manual_seed(42)
+    assert.same(a:totable(), gl.randn{100}:totable())
+    assert.same(u:totable(), gl.rand{10}:totable())
+    gl.manual_seed(43)
+    assert.are_not.same(a:totable(), gl.randn{100}:totable())
+  end)
+
+  it("have the right distributions", function()
+    gl.manual_seed(1)
+    local n = gl.randn{200000}
+    assert.is_true(math.abs(n:mean():item()) < 0.01)
+    assert.is_true(math.abs((n * n):mean():item() - 1) < 0.02)
+    local u = gl.rand{200000}
+    assert.is_true(u:min():item() >= 0 and u:max():item() < 1)
+    assert.is_true(math.abs(u:mean():item() - 0.5) < 0.01)
+  end)
+
+  it("randint covers lo..hi inclusive, like math.random", function()
+    gl.manual_seed(3)
+    local r = gl.randint(1, 3, {3000})
+    assert.equal(1, r:min():item())
+    assert.equal(3, r:max():item())
+    for _, v in ipairs(r:totable()) do assert.equal(math.floor(v), v) end
+    assert.tensor_near(gl.randint(5, 5, {3}), {5, 5, 5})
+    assert.error_matches(function() gl.randint(3, 1, {2}) end, "randint", "below")
+  end)
+end)
+
+describe("inspection", function()
+  local t = gl.tensor{{1, 2, 3}, {4, 5, 6}}
+
+  it("reports shape, size, dim, numel", function()
+    assert.same({2, 3}, t:shape())
+    assert.equal(3, t:size(2))
+    assert.equal(3, t:size(-1))
+    assert.same({2, 3}, t:size())
+    assert.equal(2, t:dim())
+    assert.equal(6, t:numel())
+    assert.equal(2, #t)
+    assert.error_matches(function() t:size(3) end, "bad argument #1 to 'size'")
+    assert.error_matches(function() t:size(0) end, "1-based")
+  end)
+
+  it("gets and sets with 1-based and negative indices", function()
+    local u = t:clone()
+    assert.equal(6, u:get(2, 3))
+    assert.equal(6, u:get(-1, -1))
+    u:set(60, 2, 3)
+    assert.equal(60, u:get(2, 3))
+    assert.equal(6, t:get(2, 3))
+    assert.error_matches(function() u:get(3, 1) end, "get", "out of range", "{2, 3}")
+    assert.error_matches(function() u:get(1) end, "get", "needs 2 indices")
+    assert.error_matches(function() u:get(0, 1) end, "1-based")
+    assert.error_matches(function() u:set("x", 1, 1) end, "bad argument #1 to 'set'")
+  end)
+
+  it("item works on one element only", function()
+    assert.equal(5, gl.tensor{{5}}:item())
+    assert.error_matches(function() t:item() end, "item", "6 elements", "{2, 3}")
+  end)
+
+  it("prints like PyTorch, with the shape", function()
+    assert.equal("tensor({{1., 2., 3.},\n        {4., 5., 6.}}, shape={2, 3})", tostring(t))
+    assert.equal("tensor(2.5000)", tostring(gl.tensor(2.5)))
+    local big = tostring(gl.arange(0, 5000))
+    assert.truthy(big:find("...", 1, true))
+    assert.truthy(big:find("4999.", 1, true))
+    assert.truthy(big:find("shape={5000}", 1, true))
+    assert.is_true(#big < 200)
+  end)
+end)
+
+describe("views", function()
+  it("view shares storage; reshape copies only when it must", function()
+    local a = gl.arange(0, 6)
+    local v = a:view{2, 3}
+    v:set(100, 1, 1)
+    assert.equal(100, a:get(1))
+    assert.same({3, 2}, a:view{-1, 2}:shape())
+    assert.same({6}, v:view(6):shape())
+    local tr = v:t()
+    assert.error_matches(function() tr:view{6} end, "view", "reshape")
+    local r = tr:reshape{6}
+    assert.tensor_near(r, {100, 3, 1, 4, 2, 5})
+    assert.error_matches(function() a:view{4, 2} end, "view", "{6}", "{4, 2}")
+    assert.error_matches(function() a:view{-1, -1} end, "view", "-1")
+  end)
+
+  it("transpose, t and permute swap strides", function()
+    local a = gl.tensor{{1, 2, 3}, {4, 5, 6}}
+    assert.tensor_near(a:t(), {{1, 4}, {2, 5}, {3, 6}})
+    assert.is_false(a:t():is_contiguous())
+    local b = gl.arange(0, 24):view{2, 3, 4}
+    assert.same({4, 3, 2}, b:transpose(1, 3):shape())
+    assert.same({3, 4, 2}, b:permute{2, 3, 1}:shape())
+    assert.equal(b:get(2, 3, 4), b:permute(2, 3, 1):get(3, 4, 2))
+    assert.error_matches(function() b:t() end, "t:", "2-d")
+    assert.error_matches(function() b:transpose(1, 4) end, "transpose", "out of range")
+    assert.error_matches(function() b:permute{1, 1, 2} end, "permute")
+  end)
+
+  it("narrow and select slice without copying", function()
+    local a = gl.arange(0, 12):view{3, 4}
+    local n = a:narrow(2, 2, 2)
+    assert.tensor_near(n, {{1, 2}, {5, 6}, {9, 10}})
+    n:fill(0)
+    assert.tensor_near(a:select(1, 1), {0, 0, 0, 3})
+    assert.tensor_near(a:select(2, -1), {3, 7, 11})
+    assert.error_matches(function() a:narrow(2, 4, 2) end, "narrow", "does not fit")
+    assert.error_matches(function() a:select(1, 4) end, "select", "out of range")
+    assert.error_matches(function() a:narrow(2, 0, 1) end, "1-based")
+  end)
+
+  it("unsqueeze, squeeze and expand", function()
+    local a = gl.tensor{1, 2, 3}
+    assert.same({1, 3}, a:unsqueeze(1):shape())
+    assert.same({3, 1}, a:unsqueeze(2):shape())
+    assert.same({3, 1}, a:unsqueeze(-1):shape())
+    assert.same({3}, gl.zeros{1, 3, 1}:squeeze():shape())
+    assert.same({3, 1}, gl.zeros{1, 3, 1}:squeeze(1):shape())
+    local e = a:view{1, 3}:expand{4, 3}
+    assert.tensor_near(e:sum(1), {4, 8, 12})
+    assert.error_matches(function() a:expand{2, 4} end, "expand", "{3}", "{2, 4}")
+    assert.error_matches(function() e:fill(1) end, "fill", "expanded")
+  end)
+
+  it("contiguous and clone copy strided views in order", function()
+    local a = gl.arange(0, 6):view{2, 3}:t()
+    local c = a:contiguous()
+    assert.is_true(c:is_contiguous())
+    assert.tensor_near(c, {{0, 3}, {1, 4}, {2, 5}})
+    local d = gl.ones{2}
+    assert.equal(d, d:contiguous())   -- already contiguous: the same tensor back? a view of it
+    local k = a:clone()
+    k:fill(1)
+    assert.equal(0, a:get(1, 1))
+  end)
+end)
+
+describe("tensor methods on wrong receivers", function()
+  it("name the function and the argument", function()
+    local m = getmetatable(gl.ones{1}).__index
+    assert.error_matches(function() m.shape(nil) end, "bad argument #1 to 'shape'", "tensor expected")
+    assert.error_matches(function() m.view({}, {2}) end, "bad argument #1 to 'view'")
+    assert.error_matches(function() return gl.ones{2} + "x" end, "add", "string")
+    assert.error_matches(function() return gl.ones{2} + {} end, "add", "table")
+  end)
+
+  it("a closed tensor is an error, never a crash", function()
+    local m = getmetatable(gl.ones{1})
+    local t = gl.ones{3}
+    m.__close(t)
+    assert.error_matches(function() t:sum() end, "closed")
+    assert.error_matches(function() return t + 1 end, "add")
+  end)
+end)
