@@ -13,24 +13,27 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libopenblas-dev libpng-dev lua-busted pytho
                 libedit-dev pkg-config libfreetype-dev fonts-dejavu-core gcc make
 
 PKGS        := lua5.4 openblas
-PKG_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(PKGS) libedit 2>/dev/null)
+PKG_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(PKGS) libedit libpng freetype2 2>/dev/null)
 PKG_LIBS_LUA = $(shell $(PKG_CONFIG) --libs lua5.4 2>/dev/null)
 PKG_LIBS_BLAS= $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null)
 PKG_LIBS_EDIT= $(shell $(PKG_CONFIG) --libs libedit 2>/dev/null)
+PKG_LIBS_PLOT= $(shell $(PKG_CONFIG) --libs libpng freetype2 2>/dev/null)
 
 OPT         ?= -O3
 WARN        := -Wall -Wextra -Wno-unused-parameter
-CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) -Iengine $(PKG_CFLAGS)
+CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) -Iengine -Iplots $(PKG_CFLAGS)
 SANITIZE    ?=
 CFLAGS_ALL   = $(CFLAGS_BASE) $(SANITIZE) $(EXTRA_CFLAGS)
 LDFLAGS_ALL  = $(SANITIZE) $(EXTRA_LDFLAGS)
 
 ENGINE_SRC  := $(wildcard engine/*.c)
+PLOTS_SRC   := $(wildcard plots/*.c)
 BIND_SRC    := $(wildcard bindings/*.c)
 PROG_SRC    := $(wildcard bindings/program/*.c)
 LUA_SRC     := $(wildcard bindings/gradlab/*.lua)
 
 ENGINE_OBJ  := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+PLOTS_OBJ   := $(PLOTS_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ    := $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
 PROG_OBJ    := $(PROG_SRC:%.c=$(BUILD)/obj/%.o)
 LUA_OUT     := $(LUA_SRC:bindings/%=$(BUILD)/lua/%)
@@ -65,7 +68,7 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all present"; fi
 
-$(BUILD)/obj/%.o: %.c engine/gradlab.h $(wildcard engine/*.h) $(wildcard bindings/*.h)
+$(BUILD)/obj/%.o: %.c engine/gradlab.h $(wildcard engine/*.h) $(wildcard bindings/*.h) $(wildcard plots/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Ibindings -c $< -o $@
 
@@ -76,12 +79,12 @@ $(LIB_A): $(ENGINE_OBJ)
 $(LIB_SO): $(ENGINE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS_BLAS) -lm
 
-$(CORE_SO): $(BIND_OBJ) $(ENGINE_OBJ)
+$(CORE_SO): $(BIND_OBJ) $(PLOTS_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS_BLAS) -lm
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS_PLOT) $(PKG_LIBS_BLAS) -lm
 
-$(PROGRAM): $(PROG_OBJ) $(BIND_OBJ) $(ENGINE_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) -Wl,-E $(PKG_LIBS_LUA) $(PKG_LIBS_EDIT) $(PKG_LIBS_BLAS) -lm
+$(PROGRAM): $(PROG_OBJ) $(BIND_OBJ) $(PLOTS_OBJ) $(ENGINE_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) -Wl,-E $(PKG_LIBS_LUA) $(PKG_LIBS_EDIT) $(PKG_LIBS_PLOT) $(PKG_LIBS_BLAS) -lm
 
 $(BUILD)/lua/gradlab/%.lua: bindings/gradlab/%.lua
 	@mkdir -p $(dir $@)
