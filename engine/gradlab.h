@@ -70,6 +70,7 @@ typedef struct gl_storage {
     float *data;
     int64_t numel;
     int refcount;
+    uint64_t version;   /* bumped by every in-place write; autograd checks it */
 } gl_storage;
 
 gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err);
@@ -88,10 +89,12 @@ typedef struct gl_tensor {
     int64_t stride[GL_MAX_DIMS];   /* in elements; may be 0 (expanded) */
     int64_t offset;                /* in elements, into storage->data */
     gl_storage *storage;
-    /* Autograd fields, reserved for autograd.c. */
-    struct gl_tensor *grad;
-    void *grad_fn;
-    bool requires_grad;
+    /* Autograd (autograd.c). */
+    struct gl_tensor *grad;        /* accumulated gradient, or NULL */
+    struct gl_node *grad_fn;       /* the op that made this tensor, or NULL for leaves */
+    bool requires_grad;            /* a leaf whose gradient is wanted */
+    bool retains_grad;             /* a non-leaf that keeps .grad after backward */
+    char *name;                    /* optional, owned: parameter name for messages */
 } gl_tensor;
 
 void gl_tensor_retain(gl_tensor *t);
@@ -261,6 +264,47 @@ int gl_get_num_threads(void);
 void gl_set_num_threads(int threads);       /* also sets OpenBLAS's thread count */
 bool gl_grad_enabled(void);
 void gl_set_grad_enabled(bool enabled);
+
+/* ---------------------------------------------------------------- autograd */
+/*
+ * Ops on tensors that require grad record a graph of gl_node (one per op
+ * output) while gl_grad_enabled().  gl_tensor_backward walks it in reverse
+ * topological order, accumulates into the .grad of leaves, and frees what the
+ * nodes saved unless asked to retain the graph.
+ */
+typedef struct gl_node gl_node;
+
+/* A tensor takes part in autograd when it is a leaf with requires_grad or
+ * was made by a recorded op. */
+static inline bool gl_tensor_tracks_grad(const gl_tensor *t)
+{
+    return t->requires_grad || t->grad_fn != NULL;
+}
+/* Marks a leaf; refuses non-leaves (use detach first). */
+gl_status gl_tensor_set_requires_grad(gl_tensor *t, bool requires_grad, gl_error *err);
+/* A new tensor sharing t's storage, outside any graph. */
+gl_status gl_tensor_detach(gl_tensor *t, gl_tensor **out, gl_error *err);
+gl_status gl_tensor_retain_grad(gl_tensor *t, gl_error *err);
+/* Drops t->grad. */
+void gl_tensor_zero_grad(gl_tensor *t);
+/* Sets t's name (copied) — used in anomaly and monitor messages. */
+gl_status gl_tensor_set_name(gl_tensor *t, const char *name, gl_error *err);
+/* Back-propagates from `root`; `grad` may be NULL for a 1-element root. */
+gl_status gl_tensor_backward(gl_tensor *root, const gl_tensor *grad, bool retain_graph,
+                             gl_error *err);
+const char *gl_node_name(const gl_node *node);
+
+/* Anomaly mode: ops whose forward or backward produce NaN/Inf fail, naming
+ * the op and the current module path. */
+void gl_set_detect_anomaly(bool enabled);
+bool gl_detect_anomaly_enabled(void);
+/* The module path that ops record for messages ("encoder.2"); copied. */
+void gl_set_module_path(const char *path);
+const char *gl_module_path(void);
+
+/* Memory the engine has allocated since start (bytes, monotonic): lets the
+ * Lua bindings tell the garbage collector how fast C memory is consumed. */
+uint64_t gl_allocated_bytes_total(void);
 
 /* ------------------------------------------------------------------- files */
 
