@@ -30,9 +30,27 @@ int l_error_raise(lua_State *L, const gl_error *err)
     return luaL_error(L, "%s", err->message);
 }
 
+/* Lua's collector sees only the small userdata, not the C buffers behind it,
+ * so a loop that makes big tensors would let memory grow far before a cycle
+ * runs.  Each new tensor therefore tells the collector how many bytes the
+ * engine allocated since the last one: it then paces itself to C memory. */
+static void account_engine_memory(lua_State *L)
+{
+    static const char key = 0;   /* address used as a registry key, never written */
+    uint64_t now = gl_allocated_bytes_total();
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key);
+    uint64_t last = (uint64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (now - last < 256 * 1024) return;
+    lua_pushinteger(L, (lua_Integer)now);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
+    lua_gc(L, LUA_GCSTEP, (int)((now - last) / 1024 > 1 << 30 ? 1 << 30 : (now - last) / 1024));
+}
+
 gl_tensor **l_tensor_push_slot(lua_State *L)
 {
-    gl_tensor **slot = lua_newuserdatauv(L, sizeof(gl_tensor *), 0);
+    account_engine_memory(L);
+    gl_tensor **slot = lua_newuserdatauv(L, sizeof(gl_tensor *), 1);
     *slot = NULL;
     luaL_setmetatable(L, L_TENSOR_METATABLE);
     return slot;
@@ -40,9 +58,8 @@ gl_tensor **l_tensor_push_slot(lua_State *L)
 
 void l_tensor_push(lua_State *L, gl_tensor *t)
 {
-    gl_tensor **slot = lua_newuserdatauv(L, sizeof(gl_tensor *), 0);
+    gl_tensor **slot = l_tensor_push_slot(L);
     *slot = t;
-    luaL_setmetatable(L, L_TENSOR_METATABLE);
 }
 
 gl_tensor *l_tensor_test(lua_State *L, int index)
@@ -65,7 +82,7 @@ gl_tensor *l_tensor_check(lua_State *L, int index)
 void l_tensor_push_methods(lua_State *L)
 {
     luaL_getmetatable(L, L_TENSOR_METATABLE);
-    lua_getfield(L, -1, "__index");
+    lua_getfield(L, -1, "__methods");
     lua_remove(L, -2);
 }
 
@@ -649,13 +666,61 @@ static const luaL_Reg metamethods[] = {
     {NULL, NULL},
 };
 
+/* t.key: a method, or the field `grad` (the gradient tensor, or nil).  The
+ * grad's userdata is cached in the tensor's user value so t.grad is the same
+ * Lua object on every access while the gradient tensor stays the same. */
+static int l_tensor_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    const char *key = lua_tostring(L, 2);
+    if (!key || strcmp(key, "grad") != 0) return 1;   /* nil */
+    gl_tensor *t = l_tensor_check(L, 1);
+    if (!t->grad) return 1;
+    if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA && l_tensor_test(L, -1) == t->grad) return 1;
+    gl_tensor_retain(t->grad);
+    l_tensor_push(L, t->grad);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+    return 1;
+}
+
+/* t.grad = tensor | nil; any other field is an error. */
+static int l_tensor_newindex(lua_State *L)
+{
+    char want[160], have[160];
+    gl_tensor *t = l_tensor_check(L, 1);
+    const char *key = lua_tostring(L, 2);
+    if (!key || strcmp(key, "grad") != 0)
+        return l_errorf(L, "tensor: cannot set field '%s' (tensors have only methods and the field 'grad')",
+                        key ? key : luaL_typename(L, 2));
+    if (lua_isnil(L, 3)) {
+        gl_tensor_zero_grad(t);
+        return 0;
+    }
+    gl_tensor *g = l_tensor_check(L, 3);
+    if (!gl_shape_equal(g->ndim, g->shape, t->ndim, t->shape))
+        return l_errorf(L, "tensor.grad: the gradient has shape %s, the tensor %s",
+                        gl_shape_format(g->ndim, g->shape, have, sizeof have),
+                        gl_shape_format(t->ndim, t->shape, want, sizeof want));
+    gl_tensor_retain(g);
+    gl_tensor_zero_grad(t);
+    t->grad = g;
+    return 0;
+}
+
 void l_tensor_register(lua_State *L)
 {
     luaL_newmetatable(L, L_TENSOR_METATABLE);
     luaL_setfuncs(L, metamethods, 0);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__methods");
+    lua_pushcclosure(L, l_tensor_index, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_tensor_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushliteral(L, "gradlab.Tensor");
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);

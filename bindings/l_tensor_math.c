@@ -310,7 +310,7 @@ void l_tensor_math_register(lua_State *L)
 {
     luaL_getmetatable(L, L_TENSOR_METATABLE);
     luaL_setfuncs(L, metamethods, 0);
-    lua_getfield(L, -1, "__index");
+    lua_getfield(L, -1, "__methods");
     luaL_setfuncs(L, methods, 0);
     lua_pop(L, 2);
     luaL_setfuncs(L, module_functions, 0);

@@ -7,6 +7,8 @@
  * use the Box–Muller transform, caching the second value of each pair.
  */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "gradlab.h"
 
@@ -25,6 +27,9 @@ static struct {
     int threads;
     bool grad_enabled;
     bool seeded;
+    bool detect_anomaly;
+    char module_path[256];
+    uint64_t allocated_bytes;
 } context = { .threads = 0, .grad_enabled = true };
 
 static uint64_t splitmix64(uint64_t *state)
@@ -101,3 +106,16 @@ void gl_set_num_threads(int threads)
 
 bool gl_grad_enabled(void) { return context.grad_enabled; }
 void gl_set_grad_enabled(bool enabled) { context.grad_enabled = enabled; }
+
+void gl_set_detect_anomaly(bool enabled) { context.detect_anomaly = enabled; }
+bool gl_detect_anomaly_enabled(void) { return context.detect_anomaly; }
+
+void gl_set_module_path(const char *path)
+{
+    snprintf(context.module_path, sizeof context.module_path, "%s", path ? path : "");
+}
+
+const char *gl_module_path(void) { return context.module_path; }
+
+uint64_t gl_allocated_bytes_total(void) { return context.allocated_bytes; }
+void gl_context_note_allocation(uint64_t bytes) { context.allocated_bytes += bytes; }

@@ -34,4 +34,7 @@ typedef struct gl_counter {
     int64_t index[GL_MAX_DIMS];
 } gl_counter;
 
+/* Counts bytes for gl_allocated_bytes_total (context.c). */
+void gl_context_note_allocation(uint64_t bytes);
+
 #endif

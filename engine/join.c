@@ -1,7 +1,21 @@
 /* join.c — cat and stack: copy several tensors into one along a dimension. */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "autograd.h"
+
+/* Each input takes back its own slice of the gradient.  params[0] = dim. */
+static gl_status cat_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    int d = (int)node->params[0];
+    int64_t at = 0;
+    gl_status status = GL_OK;
+    for (int i = 0; i < node->ninputs && !status; i++) {
+        int64_t length = node->inputs[i].shape[d];
+        if (gl_node_input_needs_grad(node, i)) status = gl_tensor_narrow(g, d, at, length, &grads[i], err);
+        at += length;
+    }
+    return status;
+}
 
 gl_status gl_tensor_cat(int count, gl_tensor *const *tensors, int dim, gl_tensor **out,
                         gl_error *err)
@@ -38,6 +52,11 @@ gl_status gl_tensor_cat(int count, gl_tensor *const *tensors, int dim, gl_tensor
         if (!status) status = gl_tensor_copy_from(slot, tensors[i], err);
         gl_tensor_release(slot);
         at += tensors[i]->shape[d];
+    }
+    if (!status) {
+        gl_node *node = NULL;
+        status = gl_op_finish("cat", *out, count, (const gl_tensor *const *)tensors, cat_backward, &node, err);
+        if (!status && node) node->params[0] = d;
     }
     if (status) {
         gl_tensor_release(*out);

@@ -11,7 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "internal.h"
+#include "autograd.h"
 
 /* How BLAS can read one (rows, cols) matrix view in place, if it can. */
 typedef struct blas_matrix {
@@ -56,13 +56,31 @@ static gl_status prepare_operand(const gl_tensor *t, gl_tensor **usable, blas_ma
         gl_tensor_retain((gl_tensor *)t);
         *usable = (gl_tensor *)t;
     } else {
-        gl_status status = gl_tensor_clone(t, usable, err);
+        gl_status status = gl_tensor_clone_untracked(t, usable, err);
         if (status) return status;
         blas_view(rows, cols, (*usable)->stride[nd - 2], (*usable)->stride[nd - 1], m);
     }
     m->data = gl_tensor_data(*usable);
     m->batch_stride = nd == 3 && t->shape[0] > 1 ? (*usable)->stride[0] : 0;
     return GL_OK;
+}
+
+/* C = A B  =>  dA = dC B^T, dB = A^T dC, each summed over any batch the
+ * operand was broadcast across.  Saved: A, B (the 2-d/3-d operands). */
+static gl_status matmul_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_status status = GL_OK;
+    for (int i = 0; i < 2 && !status; i++) {
+        if (!gl_node_input_needs_grad(node, i)) continue;
+        gl_tensor *other = node->saved[1 - i], *other_t = NULL, *full = NULL;
+        status = gl_tensor_transpose(other, other->ndim - 2, other->ndim - 1, &other_t, err);
+        if (!status) status = i == 0 ? gl_tensor_matmul(g, other_t, &full, err)
+                                     : gl_tensor_matmul(other_t, g, &full, err);
+        if (!status) status = gl_grad_reduce_to(full, node->inputs[i].ndim, node->inputs[i].shape, &grads[i], err);
+        gl_tensor_release(other_t);
+        gl_tensor_release(full);
+    }
+    return status;
 }
 
 gl_status gl_tensor_matmul(const gl_tensor *a, const gl_tensor *b, gl_tensor **out,
@@ -130,6 +148,13 @@ gl_status gl_tensor_matmul(const gl_tensor *a, const gl_tensor *b, gl_tensor **o
     }
     gl_tensor_release(left_usable);
     gl_tensor_release(right_usable);
+    if (!status) {
+        const gl_tensor *inputs[2] = {left, right};
+        gl_node *node = NULL;
+        status = gl_op_finish("matmul", result, 2, inputs, matmul_backward, &node, err);
+        if (!status && node) status = gl_node_save(node, left, err);
+        if (!status && node) status = gl_node_save(node, right, err);
+    }
     gl_tensor_release(left);
     gl_tensor_release(right);
     if (status) {

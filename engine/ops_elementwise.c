@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "internal.h"
+#include "autograd.h"
 
 /* Internal ops of the driver beyond the public binary ops. */
 enum { OP_COPY = GL_BINARY_OP_COUNT, OP_ADD_SCALED };
@@ -163,6 +163,111 @@ static void binary_drive(int op, float alpha, int ndim, const int64_t *shape, fl
     }
 }
 
+static bool op_is_comparison(int op) { return op >= GL_OP_EQ && op <= GL_OP_GE; }
+
+/* Gradients of a op b for both operands, as full-size tensors before
+ * broadcasting is undone.  x/y are the operands, out the forward result. */
+static gl_status binary_local_grads(int op, gl_tensor *g, const gl_tensor *x, const gl_tensor *y,
+                                    const gl_tensor *out, bool want_x, bool want_y, gl_tensor **gx,
+                                    gl_tensor **gy, gl_error *err)
+{
+    gl_status status = GL_OK;
+    gl_tensor *t1 = NULL, *t2 = NULL;
+    switch (op) {
+    case GL_OP_ADD:
+        if (want_x) gl_tensor_retain(g), *gx = g;
+        if (want_y) gl_tensor_retain(g), *gy = g;
+        break;
+    case GL_OP_SUB:
+        if (want_x) gl_tensor_retain(g), *gx = g;
+        if (want_y) status = gl_tensor_unary(GL_OP_NEG, g, gy, err);
+        break;
+    case GL_OP_MUL:
+        if (want_x) status = gl_tensor_binary(GL_OP_MUL, g, y, gx, err);
+        if (!status && want_y) status = gl_tensor_binary(GL_OP_MUL, g, x, gy, err);
+        break;
+    case GL_OP_DIV:   /* d(x/y) = g/y, -g*out/y */
+        if (want_x) status = gl_tensor_binary(GL_OP_DIV, g, y, gx, err);
+        if (!status && want_y) {
+            status = gl_tensor_binary(GL_OP_MUL, g, out, &t1, err);
+            if (!status) status = gl_tensor_binary(GL_OP_DIV, t1, y, &t2, err);
+            if (!status) status = gl_tensor_unary(GL_OP_NEG, t2, gy, err);
+        }
+        break;
+    case GL_OP_POW:   /* d(x^y) = g*y*x^(y-1), g*out*log(x) */
+        if (want_x) {
+            status = gl_tensor_binary_scalar(GL_OP_SUB, y, 1.0f, false, &t1, err);
+            if (!status) status = gl_tensor_binary(GL_OP_POW, x, t1, &t2, err);
+            gl_tensor_release(t1), t1 = NULL;
+            if (!status) status = gl_tensor_binary(GL_OP_MUL, t2, y, &t1, err);
+            gl_tensor_release(t2), t2 = NULL;
+            if (!status) status = gl_tensor_binary(GL_OP_MUL, g, t1, gx, err);
+            gl_tensor_release(t1), t1 = NULL;
+        }
+        if (!status && want_y) {
+            status = gl_tensor_unary(GL_OP_LOG, x, &t1, err);
+            if (!status) status = gl_tensor_binary(GL_OP_MUL, t1, out, &t2, err);
+            if (!status) status = gl_tensor_binary(GL_OP_MUL, g, t2, gy, err);
+        }
+        break;
+    case GL_OP_MAXIMUM:
+    case GL_OP_MINIMUM: {
+        /* The winner takes the gradient; a tie splits it, as PyTorch does. */
+        gl_tensor *wins = NULL, *ties = NULL, *share = NULL;
+        status = gl_tensor_binary(op == GL_OP_MAXIMUM ? GL_OP_GT : GL_OP_LT, x, y, &wins, err);
+        if (!status) status = gl_tensor_binary(GL_OP_EQ, x, y, &ties, err);
+        if (!status) status = gl_tensor_binary_scalar(GL_OP_MUL, ties, 0.5f, false, &t1, err);
+        if (!status) status = gl_tensor_binary(GL_OP_ADD, wins, t1, &share, err);   /* x's share */
+        if (!status && want_x) status = gl_tensor_binary(GL_OP_MUL, g, share, gx, err);
+        if (!status && want_y) {
+            status = gl_tensor_binary_scalar(GL_OP_SUB, share, 1.0f, true, &t2, err);
+            if (!status) status = gl_tensor_binary(GL_OP_MUL, g, t2, gy, err);
+        }
+        gl_tensor_release(wins);
+        gl_tensor_release(ties);
+        gl_tensor_release(share);
+        break;
+    }
+    default:
+        break;
+    }
+    gl_tensor_release(t1);
+    gl_tensor_release(t2);
+    return status;
+}
+
+/* Saved: x, y, out (aliases).  params[0] = op. */
+static gl_status binary_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_tensor *gx = NULL, *gy = NULL;
+    bool want_x = gl_node_input_needs_grad(node, 0), want_y = gl_node_input_needs_grad(node, 1);
+    gl_status status = binary_local_grads((int)node->params[0], g, node->saved[0], node->saved[1],
+                                          node->saved[2], want_x, want_y, &gx, &gy, err);
+    if (!status && gx) status = gl_grad_reduce_to(gx, node->inputs[0].ndim, node->inputs[0].shape, &grads[0], err);
+    if (!status && gy) status = gl_grad_reduce_to(gy, node->inputs[1].ndim, node->inputs[1].shape, &grads[1], err);
+    gl_tensor_release(gx);
+    gl_tensor_release(gy);
+    return status;
+}
+
+/* Records the node of a binary op whose operands are x and y (either may be a
+ * 0-d tensor standing for a number). */
+static gl_status binary_finish(int op, gl_tensor *out, const gl_tensor *x, const gl_tensor *y,
+                               gl_error *err)
+{
+    const gl_tensor *inputs[2] = {x, y};
+    gl_node *node = NULL;
+    gl_status status = gl_op_finish(binary_names[op], out, 2, inputs,
+                                    op_is_comparison(op) ? NULL : binary_backward, &node, err);
+    if (!status && node) {
+        node->params[0] = op;
+        status = gl_node_save(node, x, err);
+        if (!status) status = gl_node_save(node, y, err);
+        if (!status) status = gl_node_save(node, out, err);
+    }
+    return status;
+}
+
 gl_status gl_tensor_binary(gl_binary_op op, const gl_tensor *a, const gl_tensor *b,
                            gl_tensor **out, gl_error *err)
 {
@@ -177,7 +282,11 @@ gl_status gl_tensor_binary(gl_binary_op op, const gl_tensor *a, const gl_tensor 
     broadcast_strides(b, ndim, shape, sb);
     binary_drive(op, 0.0f, ndim, shape, gl_tensor_data(*out), (*out)->stride, gl_tensor_data(a), sa,
                  gl_tensor_data(b), sb);
-    return GL_OK;
+    if ((status = binary_finish(op, *out, a, b, err))) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
 }
 
 gl_status gl_tensor_binary_scalar(gl_binary_op op, const gl_tensor *a, float s,
@@ -194,7 +303,22 @@ gl_status gl_tensor_binary_scalar(gl_binary_op op, const gl_tensor *a, float s,
         binary_drive(op, 0.0f, a->ndim, a->shape, o, (*out)->stride, &s, zero, gl_tensor_data(a), sa);
     else
         binary_drive(op, 0.0f, a->ndim, a->shape, o, (*out)->stride, gl_tensor_data(a), sa, &s, zero);
-    return GL_OK;
+    if (gl_grad_enabled() && gl_tensor_tracks_grad(a) && !op_is_comparison(op)) {
+        /* The number becomes a 0-d constant so one backward serves both forms. */
+        gl_tensor *constant = NULL;
+        status = gl_tensor_scalar(s, &constant, err);
+        if (!status)
+            status = scalar_first ? binary_finish(op, *out, constant, a, err)
+                                  : binary_finish(op, *out, a, constant, err);
+        gl_tensor_release(constant);
+    } else {
+        status = gl_op_finish(binary_names[op], *out, 0, NULL, NULL, NULL, err);
+    }
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
 }
 
 /* ------------------------------------------------------------------- unary */
@@ -265,6 +389,50 @@ static gl_status unary_prepare(const gl_tensor *a, gl_tensor **out, const float 
     return GL_OK;
 }
 
+/* Saved: x, out.  params[0] = op. */
+static gl_status unary_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    const gl_tensor *x = node->saved[0], *out = node->saved[1];
+    gl_tensor *t = NULL;
+    gl_status status = GL_OK;
+    switch ((gl_unary_op)node->params[0]) {
+    case GL_OP_NEG: return gl_tensor_unary(GL_OP_NEG, g, &grads[0], err);
+    case GL_OP_EXP: return gl_tensor_binary(GL_OP_MUL, g, out, &grads[0], err);
+    case GL_OP_LOG: return gl_tensor_binary(GL_OP_DIV, g, x, &grads[0], err);
+    case GL_OP_SQRT:   /* g / (2 sqrt x) */
+        status = gl_tensor_binary_scalar(GL_OP_MUL, out, 2.0f, false, &t, err);
+        if (!status) status = gl_tensor_binary(GL_OP_DIV, g, t, &grads[0], err);
+        break;
+    case GL_OP_ABS:
+        status = gl_tensor_unary(GL_OP_SIGN, x, &t, err);
+        if (!status) status = gl_tensor_binary(GL_OP_MUL, g, t, &grads[0], err);
+        break;
+    case GL_OP_SIGN: return gl_tensor_zeros(x->ndim, x->shape, &grads[0], err);
+    case GL_OP_HALF:
+    case GL_OP_BFLOAT16:
+        /* Rounding passes the gradient straight through; model:precision rounds
+         * gradients separately where it wants them rounded. */
+        return gl_tensor_clone_untracked(g, &grads[0], err);
+    default: break;
+    }
+    gl_tensor_release(t);
+    return status;
+}
+
+static gl_status unary_finish(const char *name, int op, gl_tensor *out, const gl_tensor *a,
+                              gl_backward_fn backward, gl_error *err)
+{
+    const gl_tensor *inputs[1] = {a};
+    gl_node *node = NULL;
+    gl_status status = gl_op_finish(name, out, 1, inputs, backward, &node, err);
+    if (!status && node) {
+        node->params[0] = op;
+        status = gl_node_save(node, a, err);
+        if (!status) status = gl_node_save(node, out, err);
+    }
+    return status;
+}
+
 gl_status gl_tensor_unary(gl_unary_op op, const gl_tensor *a, gl_tensor **out, gl_error *err)
 {
     const float *source;
@@ -286,7 +454,27 @@ gl_status gl_tensor_unary(gl_unary_op op, const gl_tensor *a, gl_tensor **out, g
     } else {
         unary_row(op, n, o, source);
     }
-    return GL_OK;
+    if ((status = unary_finish(unary_names[op], op, *out, a, unary_backward, err))) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* Saved: x.  scalars: low, high.  The gradient passes where low <= x <= high. */
+static gl_status clamp_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    const gl_tensor *x = node->saved[0];
+    float low = (float)node->scalars[0], high = (float)node->scalars[1];
+    gl_tensor *dense = NULL;
+    gl_status status = gl_tensor_clone_untracked(x, &dense, err);
+    if (status) return status;
+    float *m = gl_tensor_data(dense);
+    int64_t n = gl_tensor_numel(dense);
+    for (int64_t i = 0; i < n; i++) m[i] = m[i] >= low && m[i] <= high ? 1.0f : 0.0f;
+    status = gl_tensor_binary(GL_OP_MUL, g, dense, &grads[0], err);
+    gl_tensor_release(dense);
+    return status;
 }
 
 gl_status gl_tensor_clamp(const gl_tensor *a, float low, float high, gl_tensor **out,
@@ -305,7 +493,35 @@ gl_status gl_tensor_clamp(const gl_tensor *a, float low, float high, gl_tensor *
         float x = source[i];
         o[i] = x < low ? low : x > high ? high : x;   /* NaN passes through */
     }
-    return GL_OK;
+    const gl_tensor *inputs[1] = {a};
+    gl_node *node = NULL;
+    status = gl_op_finish("clamp", *out, 1, inputs, clamp_backward, &node, err);
+    if (!status && node) {
+        node->scalars[0] = low;
+        node->scalars[1] = high;
+        status = gl_node_save(node, a, err);
+    }
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* Inputs: a, b (the mask takes no gradient).  Saved: mask. */
+static gl_status where_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_tensor *zero = NULL, *full = NULL;
+    gl_status status = gl_tensor_scalar(0.0f, &zero, err);
+    for (int i = 0; i < 2 && !status; i++) {
+        if (!gl_node_input_needs_grad(node, i)) continue;
+        status = i == 0 ? gl_tensor_where(node->saved[0], g, zero, &full, err)
+                        : gl_tensor_where(node->saved[0], zero, g, &full, err);
+        if (!status) status = gl_grad_reduce_to(full, node->inputs[i].ndim, node->inputs[i].shape, &grads[i], err);
+        gl_tensor_release(full), full = NULL;
+    }
+    gl_tensor_release(zero);
+    return status;
 }
 
 gl_status gl_tensor_where(const gl_tensor *mask, const gl_tensor *a, const gl_tensor *b,
@@ -320,10 +536,15 @@ gl_status gl_tensor_where(const gl_tensor *mask, const gl_tensor *a, const gl_te
                                                &ndim, shape, err)))
         return status;
     gl_tensor *views[3] = {NULL, NULL, NULL}, *dense[3] = {NULL, NULL, NULL};
-    const gl_tensor *inputs[3] = {mask, a, b};
+    const gl_tensor *operands[3] = {mask, a, b};
     for (int k = 0; k < 3 && !status; k++) {
-        status = gl_tensor_expand((gl_tensor *)inputs[k], ndim, shape, &views[k], err);
-        if (!status) status = gl_tensor_contiguous(views[k], &dense[k], err);
+        /* A detached alias, so expanding it records nothing. */
+        gl_tensor *alias = NULL;
+        status = gl_tensor_view_of(operands[k]->storage, operands[k]->ndim, operands[k]->shape,
+                                   operands[k]->stride, operands[k]->offset, &alias, err);
+        if (!status) status = gl_tensor_expand(alias, ndim, shape, &views[k], err);
+        gl_tensor_release(alias);
+        if (!status) status = gl_tensor_contiguous_untracked(views[k], &dense[k], err);
     }
     if (!status) status = gl_tensor_empty(ndim, shape, out, err);
     if (!status) {
@@ -332,6 +553,14 @@ gl_status gl_tensor_where(const gl_tensor *mask, const gl_tensor *a, const gl_te
         float *o = gl_tensor_data(*out);
         int64_t n = gl_tensor_numel(*out);
         for (int64_t i = 0; i < n; i++) o[i] = m[i] != 0.0f ? x[i] : y[i];
+        const gl_tensor *inputs[2] = {a, b};
+        gl_node *node = NULL;
+        status = gl_op_finish("where", *out, 2, inputs, where_backward, &node, err);
+        if (!status && node) status = gl_node_save(node, mask, err);
+        if (status) {
+            gl_tensor_release(*out);
+            *out = NULL;
+        }
     }
     for (int k = 0; k < 3; k++) {
         gl_tensor_release(views[k]);
@@ -371,13 +600,14 @@ static gl_status inplace_update(const char *op_name, int op, float alpha, gl_ten
                             op_name, GL_SHAPE_STR(src, have), GL_SHAPE_STR(dst, want));
     gl_tensor *copy = NULL;
     if (src->storage == dst->storage) {
-        if ((status = gl_tensor_clone(src, &copy, err))) return status;
+        if ((status = gl_tensor_clone_untracked(src, &copy, err))) return status;
         src = copy;
     }
     broadcast_strides(src, dst->ndim, dst->shape, sb);
     float *d = gl_tensor_data(dst);
     binary_drive(op, alpha, dst->ndim, dst->shape, d, dst->stride, d, dst->stride,
                  gl_tensor_data(src), sb);
+    dst->storage->version++;
     gl_tensor_release(copy);
     return GL_OK;
 }
@@ -400,6 +630,7 @@ gl_status gl_tensor_fill(gl_tensor *dst, float value, gl_error *err)
     if (status) return status;
     float *d = gl_tensor_data(dst);
     binary_drive(OP_COPY, 0.0f, dst->ndim, dst->shape, d, dst->stride, d, dst->stride, &value, zero);
+    dst->storage->version++;
     return GL_OK;
 }
 
@@ -410,5 +641,6 @@ gl_status gl_tensor_mul_scalar_inplace(gl_tensor *dst, float s, gl_error *err)
     if (status) return status;
     float *d = gl_tensor_data(dst);
     binary_drive(GL_OP_MUL, 0.0f, dst->ndim, dst->shape, d, dst->stride, d, dst->stride, &s, zero);
+    dst->storage->version++;
     return GL_OK;
 }

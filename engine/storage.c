@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "gradlab.h"
+#include "internal.h"
 
 int64_t gl_storage_max_numel(void)
 {
@@ -33,6 +33,8 @@ gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err)
     storage->data = data;
     storage->numel = numel;
     storage->refcount = 1;
+    storage->version = 0;
+    gl_context_note_allocation(bytes);
     *out = storage;
     return GL_OK;
 }

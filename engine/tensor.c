@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "autograd.h"
 
 gl_tensor *gl_tensor_header_new(void)
 {
@@ -22,8 +22,11 @@ void gl_tensor_retain(gl_tensor *t) { t->refcount++; }
 void gl_tensor_release(gl_tensor *t)
 {
     if (!t || --t->refcount > 0) return;
+    if (t->grad_fn && t->grad_fn->retained == t) t->grad_fn->retained = NULL;
+    gl_node_release(t->grad_fn);
     gl_storage_release(t->storage);
     gl_tensor_release(t->grad);
+    free(t->name);
     free(t);
 }
 
@@ -264,7 +267,10 @@ gl_status gl_tensor_set(gl_tensor *t, int nindex, const int64_t *index, float va
 {
     int64_t at = 0;
     gl_status status = element_offset("set", t, nindex, index, &at, err);
-    if (status == GL_OK) t->storage->data[at] = value;
+    if (status == GL_OK) {
+        t->storage->data[at] = value;
+        t->storage->version++;
+    }
     return status;
 }
 
@@ -322,6 +328,74 @@ static gl_status new_view(gl_tensor *t, int ndim, const int64_t *shape, const in
                           int64_t offset, gl_tensor **out, gl_error *err)
 {
     return gl_tensor_view_of(t->storage, ndim, shape, stride, offset, out, err);
+}
+
+/* Records the node of a view op; on failure releases *out. */
+static gl_status view_finish(const char *name, gl_tensor *t, gl_tensor **out, gl_backward_fn backward,
+                             int nparams, const int64_t *params, gl_error *err)
+{
+    const gl_tensor *inputs[1] = {t};
+    gl_node *node = NULL;
+    gl_status status = gl_op_finish(name, *out, 1, inputs, backward, &node, err);
+    if (!status && node)
+        for (int i = 0; i < nparams; i++) node->params[i] = params[i];
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* view, reshape, squeeze, unsqueeze: the gradient takes the input's shape back. */
+static gl_status reshape_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    return gl_tensor_reshape(g, node->inputs[0].ndim, node->inputs[0].shape, &grads[0], err);
+}
+
+static gl_status transpose_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    return gl_tensor_transpose(g, (int)node->params[0], (int)node->params[1], &grads[0], err);
+}
+
+/* params: the permutation; the gradient applies its inverse. */
+static gl_status permute_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    int inverse[GL_MAX_DIMS];
+    for (int d = 0; d < g->ndim; d++) inverse[node->params[d]] = d;
+    return gl_tensor_permute(g, g->ndim, inverse, &grads[0], err);
+}
+
+/* narrow (params: dim, start) and select (params: dim, index, -1): the
+ * gradient is zero outside the slice. */
+static gl_status slice_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_tensor *full = NULL, *slot = NULL;
+    gl_status status = gl_tensor_zeros(node->inputs[0].ndim, node->inputs[0].shape, &full, err);
+    int dim = (int)node->params[0];
+    if (!status) {
+        status = node->params[2] < 0 ? gl_tensor_select(full, dim, node->params[1], &slot, err)
+                                     : gl_tensor_narrow(full, dim, node->params[1], g->shape[dim], &slot, err);
+    }
+    if (!status) status = gl_tensor_copy_from(slot, g, err);
+    gl_tensor_release(slot);
+    if (status) {
+        gl_tensor_release(full);
+        return status;
+    }
+    grads[0] = full;
+    return GL_OK;
+}
+
+static gl_status expand_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    return gl_grad_reduce_to(g, node->inputs[0].ndim, node->inputs[0].shape, &grads[0], err);
+}
+
+static gl_status identity_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_tensor_retain(g);
+    grads[0] = g;
+    return GL_OK;
 }
 
 /* Resolves one -1 in a requested shape against numel. */
@@ -402,7 +476,8 @@ gl_status gl_tensor_view(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor
         return gl_error_set(err, GL_ESHAPE, 1,
                             "view: the strides of this tensor (shape %s, a transposed or sliced view) do not allow this shape; use reshape, which copies",
                             GL_SHAPE_STR(t, have));
-    return new_view(t, ndim, resolved, stride, t->offset, out, err);
+    if ((status = new_view(t, ndim, resolved, stride, t->offset, out, err))) return status;
+    return view_finish("view", t, out, reshape_backward, 0, NULL, err);
 }
 
 gl_status gl_tensor_reshape(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor **out,
@@ -412,13 +487,16 @@ gl_status gl_tensor_reshape(gl_tensor *t, int ndim, const int64_t *shape, gl_ten
     *out = NULL;
     gl_status status = infer_shape("reshape", t, ndim, shape, resolved, err);
     if (status) return status;
-    if (view_strides(t, ndim, resolved, stride))
-        return new_view(t, ndim, resolved, stride, t->offset, out, err);
-    gl_tensor *copy;
-    if ((status = gl_tensor_clone(t, &copy, err))) return status;
-    status = new_view(copy, ndim, resolved, NULL, 0, out, err);
-    gl_tensor_release(copy);
-    return status;
+    if (view_strides(t, ndim, resolved, stride)) {
+        status = new_view(t, ndim, resolved, stride, t->offset, out, err);
+    } else {
+        gl_tensor *copy;
+        if ((status = gl_tensor_clone_untracked(t, &copy, err))) return status;
+        status = new_view(copy, ndim, resolved, NULL, 0, out, err);
+        gl_tensor_release(copy);
+    }
+    if (status) return status;
+    return view_finish("reshape", t, out, reshape_backward, 0, NULL, err);
 }
 
 static gl_status check_dim(const char *op, const gl_tensor *t, int dim, int argument, int *wrapped,
@@ -444,7 +522,9 @@ gl_status gl_tensor_transpose(gl_tensor *t, int dim0, int dim1, gl_tensor **out,
     memcpy(stride, t->stride, sizeof stride);
     shape[a] = t->shape[b], shape[b] = t->shape[a];
     stride[a] = t->stride[b], stride[b] = t->stride[a];
-    return new_view(t, t->ndim, shape, stride, t->offset, out, err);
+    if ((status = new_view(t, t->ndim, shape, stride, t->offset, out, err))) return status;
+    int64_t params[2] = {a, b};
+    return view_finish("transpose", t, out, transpose_backward, 2, params, err);
 }
 
 gl_status gl_tensor_permute(gl_tensor *t, int ndim, const int *order, gl_tensor **out,
@@ -452,7 +532,7 @@ gl_status gl_tensor_permute(gl_tensor *t, int ndim, const int *order, gl_tensor 
 {
     char buffer[160];
     bool seen[GL_MAX_DIMS] = {false};
-    int64_t shape[GL_MAX_DIMS], stride[GL_MAX_DIMS];
+    int64_t shape[GL_MAX_DIMS], stride[GL_MAX_DIMS], params[GL_MAX_DIMS];
     *out = NULL;
     if (ndim != t->ndim)
         return gl_error_set(err, GL_EARG, 1, "permute: a %d-d tensor (shape %s) needs %d dimensions, got %d",
@@ -465,8 +545,11 @@ gl_status gl_tensor_permute(gl_tensor *t, int ndim, const int *order, gl_tensor 
         seen[from] = true;
         shape[d] = t->shape[from];
         stride[d] = t->stride[from];
+        params[d] = from;
     }
-    return new_view(t, ndim, shape, stride, t->offset, out, err);
+    gl_status status = new_view(t, ndim, shape, stride, t->offset, out, err);
+    if (status) return status;
+    return view_finish("permute", t, out, permute_backward, ndim, params, err);
 }
 
 gl_status gl_tensor_narrow(gl_tensor *t, int dim, int64_t start, int64_t length,
@@ -484,7 +567,10 @@ gl_status gl_tensor_narrow(gl_tensor *t, int dim, int64_t start, int64_t length,
     int64_t shape[GL_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     shape[d] = length;
-    return new_view(t, t->ndim, shape, t->stride, t->offset + start * t->stride[d], out, err);
+    gl_status status = new_view(t, t->ndim, shape, t->stride, t->offset + start * t->stride[d], out, err);
+    if (status) return status;
+    int64_t params[3] = {d, start, 0};
+    return view_finish("narrow", t, out, slice_backward, 3, params, err);
 }
 
 gl_status gl_tensor_select(gl_tensor *t, int dim, int64_t index, gl_tensor **out, gl_error *err)
@@ -504,7 +590,10 @@ gl_status gl_tensor_select(gl_tensor *t, int dim, int64_t index, gl_tensor **out
     int n = 0;
     for (int k = 0; k < t->ndim; k++)
         if (k != d) shape[n] = t->shape[k], stride[n++] = t->stride[k];
-    return new_view(t, n, shape, stride, t->offset + index * t->stride[d], out, err);
+    gl_status status = new_view(t, n, shape, stride, t->offset + index * t->stride[d], out, err);
+    if (status) return status;
+    int64_t params[3] = {d, index, -1};
+    return view_finish("select", t, out, slice_backward, 3, params, err);
 }
 
 gl_status gl_tensor_unsqueeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *err)
@@ -525,7 +614,9 @@ gl_status gl_tensor_unsqueeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *
             n++;
         }
     }
-    return new_view(t, t->ndim + 1, shape, stride, t->offset, out, err);
+    gl_status status = new_view(t, t->ndim + 1, shape, stride, t->offset, out, err);
+    if (status) return status;
+    return view_finish("unsqueeze", t, out, reshape_backward, 0, NULL, err);
 }
 
 gl_status gl_tensor_squeeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *err)
@@ -541,7 +632,9 @@ gl_status gl_tensor_squeeze(gl_tensor *t, int dim, gl_tensor **out, gl_error *er
         bool drop = t->shape[k] == 1 && (only < 0 || only == k);
         if (!drop) shape[n] = t->shape[k], stride[n++] = t->stride[k];
     }
-    return new_view(t, n, shape, stride, t->offset, out, err);
+    gl_status status = new_view(t, n, shape, stride, t->offset, out, err);
+    if (status) return status;
+    return view_finish("squeeze", t, out, reshape_backward, 0, NULL, err);
 }
 
 gl_status gl_tensor_expand(gl_tensor *t, int ndim, const int64_t *shape, gl_tensor **out,
@@ -563,15 +656,16 @@ gl_status gl_tensor_expand(gl_tensor *t, int ndim, const int64_t *shape, gl_tens
                                 GL_SHAPE_STR(t, have),
                                 gl_shape_format(ndim, shape, want, sizeof want));
     }
-    return new_view(t, ndim, shape, stride, t->offset, out, err);
+    gl_status status = new_view(t, ndim, shape, stride, t->offset, out, err);
+    if (status) return status;
+    return view_finish("expand", t, out, expand_backward, 0, NULL, err);
 }
 
 gl_status gl_tensor_clone(const gl_tensor *t, gl_tensor **out, gl_error *err)
 {
-    gl_status status = gl_tensor_empty(t->ndim, t->shape, out, err);
+    gl_status status = gl_tensor_clone_untracked(t, out, err);
     if (status) return status;
-    gl_tensor_gather_to(t, gl_tensor_data(*out));
-    return GL_OK;
+    return view_finish("clone", (gl_tensor *)t, out, identity_backward, 0, NULL, err);
 }
 
 gl_status gl_tensor_contiguous(gl_tensor *t, gl_tensor **out, gl_error *err)

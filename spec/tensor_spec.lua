@@ -211,7 +211,7 @@ end)
 
 describe("tensor methods on wrong receivers", function()
   it("name the function and the argument", function()
-    local m = getmetatable(gl.ones{1}).__index
+    local m = getmetatable(gl.ones{1}).__methods
     assert.error_matches(function() m.shape(nil) end, "bad argument #1 to 'shape'", "tensor expected")
     assert.error_matches(function() m.view({}, {2}) end, "bad argument #1 to 'view'")
     assert.error_matches(function() return gl.ones{2} + "x" end, "add", "string")
