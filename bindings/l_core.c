@@ -13,6 +13,13 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* gl.memory() → bytes of tensor storage alive in the engine. */
+static int l_memory(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)gl_live_bytes());
+    return 1;
+}
+
 int luaopen_gradlab_core(lua_State *L)
 {
     lua_newtable(L);
@@ -22,5 +29,7 @@ int luaopen_gradlab_core(lua_State *L)
     l_files_register(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_memory);
+    lua_setfield(L, -2, "memory");
     return 1;
 }

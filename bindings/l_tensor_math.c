@@ -99,17 +99,16 @@ static int reduce(lua_State *L, gl_reduce_op op, bool with_indices)
     int d = l_dim_check(L, 2);
     bool keepdim = lua_toboolean(L, 3);
     gl_tensor **slot = l_tensor_push_slot(L);
-    gl_tensor **indices = with_indices ? l_tensor_push_slot(L) : NULL;
-    if (gl_tensor_reduce_dim(op, t, d, keepdim, slot, indices, &err)) return l_error_raise(L, &err);
-    if (indices && gl_tensor_numel(*indices) > 0) {
-        gl_tensor *one = NULL;
-        if (gl_tensor_scalar(1.0f, &one, &err) || gl_tensor_add_inplace(*indices, one, 1.0f, &err)) {
-            gl_tensor_release(one);
-            return l_error_raise(L, &err);
-        }
-        gl_tensor_release(one);
-    }
-    return with_indices ? 2 : 1;
+    gl_tensor *positions = NULL;
+    if (gl_tensor_reduce_dim(op, t, d, keepdim, slot, with_indices ? &positions : NULL, &err))
+        return l_error_raise(L, &err);
+    if (!with_indices) return 1;
+    /* 1-based indices in a new tensor: the 0-based ones are saved for backward. */
+    gl_tensor **index_slot = l_tensor_push_slot(L);
+    gl_status status = gl_tensor_binary_scalar(GL_OP_ADD, positions, 1.0f, false, index_slot, &err);
+    gl_tensor_release(positions);
+    if (status) return l_error_raise(L, &err);
+    return 2;
 }
 
 static int l_sum(lua_State *L) { return reduce(L, GL_REDUCE_SUM, false); }
@@ -132,14 +131,15 @@ static int arg_extreme(lua_State *L, gl_reduce_op op)
         d = l_dim_check(L, 2);
     }
     bool keepdim = lua_toboolean(L, 3);
-    gl_tensor **slot = l_tensor_push_slot(L);
-    gl_status status = gl_tensor_reduce_dim(op, t, d, keepdim, &values, slot, &err);
+    gl_tensor *positions = NULL;
+    gl_status status = gl_tensor_reduce_dim(op, t, d, keepdim, &values, &positions, &err);
     gl_tensor_release(values);
     gl_tensor_release(flat);
     if (status) return l_error_raise(L, &err);
-    gl_tensor *one = NULL;
-    if (!gl_tensor_scalar(1.0f, &one, &err)) gl_tensor_add_inplace(*slot, one, 1.0f, &err);
-    gl_tensor_release(one);
+    gl_tensor **slot = l_tensor_push_slot(L);
+    status = gl_tensor_binary_scalar(GL_OP_ADD, positions, 1.0f, false, slot, &err);
+    gl_tensor_release(positions);
+    if (status) return l_error_raise(L, &err);
     return 1;
 }
 

@@ -30,6 +30,7 @@ static struct {
     bool detect_anomaly;
     char module_path[256];
     uint64_t allocated_bytes;
+    uint64_t freed_bytes;
 } context = { .threads = 0, .grad_enabled = true };
 
 static uint64_t splitmix64(uint64_t *state)
@@ -119,3 +120,5 @@ const char *gl_module_path(void) { return context.module_path; }
 
 uint64_t gl_allocated_bytes_total(void) { return context.allocated_bytes; }
 void gl_context_note_allocation(uint64_t bytes) { context.allocated_bytes += bytes; }
+void gl_context_note_free(uint64_t bytes) { context.freed_bytes += bytes; }
+uint64_t gl_live_bytes(void) { return context.allocated_bytes - context.freed_bytes; }

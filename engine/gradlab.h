@@ -71,6 +71,7 @@ typedef struct gl_storage {
     int64_t numel;
     int refcount;
     uint64_t version;   /* bumped by every in-place write; autograd checks it */
+    size_t bytes;       /* allocated size, for memory accounting */
 } gl_storage;
 
 gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err);
@@ -305,6 +306,8 @@ const char *gl_module_path(void);
 /* Memory the engine has allocated since start (bytes, monotonic): lets the
  * Lua bindings tell the garbage collector how fast C memory is consumed. */
 uint64_t gl_allocated_bytes_total(void);
+/* Bytes of tensor storage alive now. */
+uint64_t gl_live_bytes(void);
 
 /* ------------------------------------------------------------------- files */
 

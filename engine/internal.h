@@ -36,5 +36,6 @@ typedef struct gl_counter {
 
 /* Counts bytes for gl_allocated_bytes_total (context.c). */
 void gl_context_note_allocation(uint64_t bytes);
+void gl_context_note_free(uint64_t bytes);
 
 #endif

@@ -32,6 +32,7 @@ gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err)
     }
     storage->data = data;
     storage->numel = numel;
+    storage->bytes = bytes;
     storage->refcount = 1;
     storage->version = 0;
     gl_context_note_allocation(bytes);
@@ -44,6 +45,7 @@ void gl_storage_retain(gl_storage *storage) { storage->refcount++; }
 void gl_storage_release(gl_storage *storage)
 {
     if (!storage || --storage->refcount > 0) return;
+    gl_context_note_free(storage->bytes);
     free(storage->data);
     free(storage);
 }

@@ -16,4 +16,6 @@ for _, name in ipairs { "exp", "log", "sqrt", "abs", "neg", "sign", "clamp", "po
   gl[name] = gl[name] or function(t, ...) return t[name](t, ...) end
 end
 
+gl.gradcheck = require("gradlab.gradcheck")(gl)
+
 return gl
