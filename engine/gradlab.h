@@ -266,6 +266,59 @@ void gl_set_num_threads(int threads);       /* also sets OpenBLAS's thread count
 bool gl_grad_enabled(void);
 void gl_set_grad_enabled(bool enabled);
 
+/* ------------------------------------------------------------- activations */
+/* Fused forward/backward kernels (activations.c).  All differentiate. */
+
+typedef enum gl_activation {
+    GL_ACT_SIGMOID, GL_ACT_TANH, GL_ACT_RELU,
+    GL_ACT_LEAKY_RELU,   /* parameter: negative slope */
+    GL_ACT_ELU,          /* parameter: alpha */
+    GL_ACT_GELU,         /* exact, with erf (PyTorch's default) */
+    GL_ACT_SOFTPLUS,
+    GL_ACTIVATION_COUNT
+} gl_activation;
+
+const char *gl_activation_name(gl_activation kind);
+gl_status gl_tensor_activation(gl_activation kind, const gl_tensor *x, float parameter,
+                               gl_tensor **out, gl_error *err);
+/* PReLU: weight holds 1 slope or one per channel (dimension 2 of x, as in PyTorch). */
+gl_status gl_tensor_prelu(const gl_tensor *x, const gl_tensor *weight, gl_tensor **out,
+                          gl_error *err);
+/* Softmax and log-softmax along `dim` (0-based, may be negative), max-shifted. */
+gl_status gl_tensor_softmax(const gl_tensor *x, int dim, bool log, gl_tensor **out, gl_error *err);
+
+/* ---------------------------------------------------------------- layers */
+
+/* y = x W^T + b for x (..., in), W (out, in), b (out) or NULL: one sgemm with
+ * the bias folded in forward, two in backward (linear.c). */
+gl_status gl_linear(const gl_tensor *x, const gl_tensor *weight, const gl_tensor *bias,
+                    gl_tensor **out, gl_error *err);
+/* Inverted dropout: zeroes each element with probability p and scales the rest
+ * by 1/(1-p); the identity when !training or p == 0 (dropout.c). */
+gl_status gl_dropout(const gl_tensor *x, float p, bool training, gl_tensor **out, gl_error *err);
+
+/* Fills t (at least 2-d; trailing dims flattened) with a (semi-)orthogonal
+ * matrix times gain, as torch.nn.init.orthogonal_ does: QR of a normal
+ * matrix with the signs of R's diagonal folded into Q (init.c). */
+gl_status gl_init_orthogonal(gl_tensor *t, float gain, gl_error *err);
+
+/* ---------------------------------------------------------------- losses */
+
+typedef enum gl_reduction { GL_REDUCTION_MEAN, GL_REDUCTION_SUM, GL_REDUCTION_NONE } gl_reduction;
+
+/* All in loss.c.  Labels are class indices stored as floats, counted from
+ * `label_base` (1 from Lua, 0 from C). */
+gl_status gl_loss_mse(const gl_tensor *prediction, const gl_tensor *target, gl_reduction reduction,
+                      gl_tensor **out, gl_error *err);
+gl_status gl_loss_cross_entropy(const gl_tensor *logits, const gl_tensor *labels, int label_base,
+                                gl_reduction reduction, gl_tensor **out, gl_error *err);
+gl_status gl_loss_nll(const gl_tensor *log_probabilities, const gl_tensor *labels, int label_base,
+                      gl_reduction reduction, gl_tensor **out, gl_error *err);
+gl_status gl_loss_bce(const gl_tensor *probabilities, const gl_tensor *target,
+                      gl_reduction reduction, gl_tensor **out, gl_error *err);
+gl_status gl_loss_bce_with_logits(const gl_tensor *logits, const gl_tensor *target,
+                                  gl_reduction reduction, gl_tensor **out, gl_error *err);
+
 /* ---------------------------------------------------------------- autograd */
 /*
  * Ops on tensors that require grad record a graph of gl_node (one per op

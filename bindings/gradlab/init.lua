@@ -17,5 +17,7 @@ for _, name in ipairs { "exp", "log", "sqrt", "abs", "neg", "sign", "clamp", "po
 end
 
 gl.gradcheck = require("gradlab.gradcheck")(gl)
+gl.init = require("gradlab.initializers")(gl)
+gl.nn = require("gradlab.nn")(gl)
 
 return gl

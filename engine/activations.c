@@ -1,0 +1,342 @@
+/*
+ * activations.c — activation functions as fused forward/backward kernels.
+ *
+ *   forward:  y[i] = f(x[i])               x, y: any shape, y contiguous
+ *   backward: dx[i] = g[i] * f'(x[i])      f' from x or y in the same pass
+ *
+ * Each backward reads whichever of x and y gives the derivative cheapest
+ * (sigmoid and tanh from y, the rest from x), so one pass suffices.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "autograd.h"
+
+static const char *const activation_names[GL_ACTIVATION_COUNT] = {
+    [GL_ACT_SIGMOID] = "sigmoid", [GL_ACT_TANH] = "tanh", [GL_ACT_RELU] = "relu",
+    [GL_ACT_LEAKY_RELU] = "leaky_relu", [GL_ACT_ELU] = "elu", [GL_ACT_GELU] = "gelu",
+    [GL_ACT_SOFTPLUS] = "softplus",
+};
+_Static_assert(sizeof activation_names / sizeof activation_names[0] == GL_ACTIVATION_COUNT,
+               "one name per activation");
+
+const char *gl_activation_name(gl_activation kind)
+{
+    return kind < GL_ACTIVATION_COUNT ? activation_names[kind] : "?";
+}
+
+/* tanh in float with at most ~2 ulp of error: an odd minimax polynomial near
+ * zero (fitted to tanh in double; 0.78 ulp on |x| < 0.625) and
+ * 1 - 2/(e^{2|x|} + 1) beyond, where expf is accurate.  glibc's tanhf goes
+ * through expm1f and costs several times more, which dominated small nets. */
+static inline float tanh_float(float x)
+{
+    float a = fabsf(x);
+    if (a < 0.625f) {
+        float x2 = x * x;
+        float p = 0.0021489573748707472f;
+        p = p * x2 - 0.008184633579138196f;
+        p = p * x2 + 0.02170398952950338f;
+        p = p * x2 - 0.05394745228499193f;
+        p = p * x2 + 0.1333321248772914f;
+        p = p * x2 - 0.33333331010048917f;
+        return x + x * x2 * p;
+    }
+    float e = expf(2.0f * a);
+    return copysignf(1.0f - 2.0f / (e + 1.0f), x);
+}
+
+static void activation_forward(gl_activation kind, float parameter, int64_t n,
+                               const float *restrict x, float *restrict y)
+{
+    switch (kind) {
+    case GL_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            /* Two branches keep exp from overflowing for large |x|. */
+            float v = x[i];
+            if (v >= 0) y[i] = 1.0f / (1.0f + expf(-v));
+            else {
+                float e = expf(v);
+                y[i] = e / (1.0f + e);
+            }
+        }
+        break;
+    case GL_ACT_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanh_float(x[i]); break;
+    case GL_ACT_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f; break;
+    case GL_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : parameter * x[i];
+        break;
+    case GL_ACT_ELU:
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : parameter * expm1f(x[i]);
+        break;
+    case GL_ACT_GELU:
+        for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        break;
+    case GL_ACT_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++) y[i] = fmaxf(x[i], 0.0f) + log1pf(expf(-fabsf(x[i])));
+        break;
+    default: break;
+    }
+}
+
+static void activation_backward(gl_activation kind, float parameter, int64_t n,
+                                const float *restrict g, const float *restrict x,
+                                const float *restrict y, float *restrict dx)
+{
+    switch (kind) {
+    case GL_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * y[i] * (1.0f - y[i]); break;
+    case GL_ACT_TANH: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * (1.0f - y[i] * y[i]); break;
+    case GL_ACT_RELU: for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? g[i] : 0.0f; break;
+    case GL_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? g[i] : parameter * g[i];
+        break;
+    case GL_ACT_ELU:
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? g[i] : g[i] * (y[i] + parameter);
+        break;
+    case GL_ACT_GELU: {
+        const float inverse_sqrt_2pi = 0.3989422804014327f;
+        for (int64_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+            float pdf = inverse_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
+            dx[i] = g[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    }
+    case GL_ACT_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i];
+            float s = v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+            dx[i] = g[i] * s;
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Saved: x, y (contiguous).  params[0] = kind; scalars[0] = parameter. */
+static gl_status activation_node_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    gl_tensor *dense_g = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(g, &dense_g, err);
+    if (!status) status = gl_tensor_empty(g->ndim, g->shape, &grads[0], err);
+    if (!status)
+        activation_backward((gl_activation)node->params[0], (float)node->scalars[0], gl_tensor_numel(g),
+                            gl_tensor_data(dense_g), gl_tensor_data(node->saved[0]),
+                            gl_tensor_data(node->saved[1]), gl_tensor_data(grads[0]));
+    gl_tensor_release(dense_g);
+    return status;
+}
+
+gl_status gl_tensor_activation(gl_activation kind, const gl_tensor *x, float parameter,
+                               gl_tensor **out, gl_error *err)
+{
+    *out = NULL;
+    if (kind >= GL_ACTIVATION_COUNT) return gl_error_set(err, GL_EARG, 0, "activation: unknown kind");
+    if (!isfinite(parameter))
+        return gl_error_set(err, GL_EARG, 2, "%s: the parameter must be finite, got %g",
+                            activation_names[kind], (double)parameter);
+    gl_tensor *dense = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(x, &dense, err);
+    if (!status) status = gl_tensor_empty(x->ndim, x->shape, out, err);
+    if (!status) {
+        activation_forward(kind, parameter, gl_tensor_numel(x), gl_tensor_data(dense), gl_tensor_data(*out));
+        const gl_tensor *inputs[1] = {x};
+        gl_node *node = NULL;
+        status = gl_op_finish(activation_names[kind], *out, 1, inputs, activation_node_backward, &node, err);
+        if (!status && node) {
+            node->params[0] = kind;
+            node->scalars[0] = parameter;
+            status = gl_node_save(node, dense, err);
+            if (!status) status = gl_node_save(node, *out, err);
+        }
+    }
+    gl_tensor_release(dense);
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------------ PReLU */
+
+/* Layout of x for a per-channel weight: outer (batch), channels, inner. */
+static void channel_layout(const gl_tensor *x, int64_t count, int64_t *outer, int64_t *channels,
+                           int64_t *inner)
+{
+    *outer = 1, *channels = 1, *inner = 1;
+    if (count == 1) {
+        *inner = gl_tensor_numel(x);
+        return;
+    }
+    if (x->ndim == 1) {   /* a single sample (C) */
+        *channels = x->shape[0];
+        return;
+    }
+    *outer = x->shape[0];
+    *channels = x->shape[1];
+    for (int d = 2; d < x->ndim; d++) *inner *= x->shape[d];
+}
+
+/* Saved: x (contiguous), weight (contiguous). */
+static gl_status prelu_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    const gl_tensor *x = node->saved[0], *w = node->saved[1];
+    gl_tensor *dense_g = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(g, &dense_g, err);
+    if (status) return status;
+    int64_t outer, channels, inner, count = gl_tensor_numel(w);
+    channel_layout(x, count, &outer, &channels, &inner);
+    const float *gv = gl_tensor_data(dense_g), *xv = gl_tensor_data(x), *wv = gl_tensor_data(w);
+    bool want_x = gl_node_input_needs_grad(node, 0), want_w = gl_node_input_needs_grad(node, 1);
+    if (want_x) status = gl_tensor_empty(x->ndim, x->shape, &grads[0], err);
+    if (!status && want_w) status = gl_tensor_zeros(w->ndim, w->shape, &grads[1], err);
+    if (!status) {
+        float *dx = want_x ? gl_tensor_data(grads[0]) : NULL;
+        float *dw = want_w ? gl_tensor_data(grads[1]) : NULL;
+        for (int64_t p = 0; p < outer; p++)
+            for (int64_t c = 0; c < channels; c++) {
+                float slope = wv[count == 1 ? 0 : c];
+                double sum = 0.0;
+                for (int64_t i = 0; i < inner; i++) {
+                    int64_t at = (p * channels + c) * inner + i;
+                    bool positive = xv[at] > 0;
+                    if (dx) dx[at] = positive ? gv[at] : slope * gv[at];
+                    if (!positive) sum += (double)gv[at] * xv[at];
+                }
+                if (dw) dw[count == 1 ? 0 : c] += (float)sum;
+            }
+    }
+    gl_tensor_release(dense_g);
+    return status;
+}
+
+gl_status gl_tensor_prelu(const gl_tensor *x, const gl_tensor *weight, gl_tensor **out,
+                          gl_error *err)
+{
+    char xs[160], ws[160];
+    *out = NULL;
+    int64_t count = gl_tensor_numel(weight);
+    int64_t channels = x->ndim >= 2 ? x->shape[1] : (x->ndim == 1 ? x->shape[0] : 1);
+    if (weight->ndim != 1 || (count != 1 && count != channels))
+        return gl_error_set(err, GL_ESHAPE, 2,
+                            "prelu: weight of shape %s must hold 1 slope or one per channel (%lld for input shape %s)",
+                            GL_SHAPE_STR(weight, ws), (long long)channels, GL_SHAPE_STR(x, xs));
+    gl_tensor *dense = NULL, *dense_w = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(x, &dense, err);
+    if (!status) status = gl_tensor_contiguous_untracked(weight, &dense_w, err);
+    if (!status) status = gl_tensor_empty(x->ndim, x->shape, out, err);
+    if (!status) {
+        int64_t outer, ch, inner;
+        channel_layout(x, count, &outer, &ch, &inner);
+        const float *xv = gl_tensor_data(dense), *wv = gl_tensor_data(dense_w);
+        float *y = gl_tensor_data(*out);
+        for (int64_t p = 0; p < outer; p++)
+            for (int64_t c = 0; c < ch; c++) {
+                float slope = wv[count == 1 ? 0 : c];
+                int64_t base = (p * ch + c) * inner;
+                for (int64_t i = 0; i < inner; i++)
+                    y[base + i] = xv[base + i] > 0 ? xv[base + i] : slope * xv[base + i];
+            }
+        const gl_tensor *inputs[2] = {x, weight};
+        gl_node *node = NULL;
+        status = gl_op_finish("prelu", *out, 2, inputs, prelu_backward, &node, err);
+        if (!status && node) {
+            status = gl_node_save(node, dense, err);
+            if (!status) status = gl_node_save(node, dense_w, err);
+        }
+    }
+    gl_tensor_release(dense);
+    gl_tensor_release(dense_w);
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------------- softmax */
+
+/* Softmax over the middle axis of (outer, n, inner); log gives log-softmax. */
+static void softmax_forward(const float *x, float *y, int64_t outer, int64_t n, int64_t inner, bool log_space)
+{
+    for (int64_t p = 0; p < outer; p++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *row = x + p * n * inner + i;
+            float *out = y + p * n * inner + i;
+            float top = -INFINITY;
+            for (int64_t k = 0; k < n; k++) top = fmaxf(top, row[k * inner]);
+            if (isinf(top) && top < 0) top = 0;   /* all -inf: keep NaN-free arithmetic */
+            double total = 0.0;
+            for (int64_t k = 0; k < n; k++) total += expf(row[k * inner] - top);
+            float log_total = (float)log(total);
+            for (int64_t k = 0; k < n; k++) {
+                float shifted = row[k * inner] - top;
+                out[k * inner] = log_space ? shifted - log_total : expf(shifted - log_total);
+            }
+        }
+}
+
+/* Saved: y.  params: outer, n, inner, log.
+ * softmax:     dx = y * (g - sum(g * y))
+ * log_softmax: dx = g - exp(y) * sum(g) */
+static gl_status softmax_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    int64_t outer = node->params[0], n = node->params[1], inner = node->params[2];
+    bool log = node->params[3];
+    gl_tensor *dense_g = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(g, &dense_g, err);
+    if (!status) status = gl_tensor_empty(g->ndim, g->shape, &grads[0], err);
+    if (status) {
+        gl_tensor_release(dense_g);
+        return status;
+    }
+    const float *gv = gl_tensor_data(dense_g), *y = gl_tensor_data(node->saved[0]);
+    float *dx = gl_tensor_data(grads[0]);
+    for (int64_t p = 0; p < outer; p++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = p * n * inner + i;
+            double dot = 0.0;
+            for (int64_t k = 0; k < n; k++)
+                dot += log ? gv[base + k * inner] : (double)gv[base + k * inner] * y[base + k * inner];
+            for (int64_t k = 0; k < n; k++) {
+                int64_t at = base + k * inner;
+                dx[at] = log ? gv[at] - expf(y[at]) * (float)dot : y[at] * (gv[at] - (float)dot);
+            }
+        }
+    gl_tensor_release(dense_g);
+    return GL_OK;
+}
+
+gl_status gl_tensor_softmax(const gl_tensor *x, int dim, bool log, gl_tensor **out, gl_error *err)
+{
+    char buffer[160];
+    const char *name = log ? "log_softmax" : "softmax";
+    *out = NULL;
+    int d = gl_dim_wrap(dim, x->ndim);
+    if (d < 0)
+        return gl_error_set(err, GL_EINDEX, 2, "%s: dimension %d is out of range for shape %s", name,
+                            dim >= 0 ? dim + 1 : dim, GL_SHAPE_STR(x, buffer));
+    int64_t outer = 1, inner = 1, n = x->shape[d];
+    for (int k = 0; k < d; k++) outer *= x->shape[k];
+    for (int k = d + 1; k < x->ndim; k++) inner *= x->shape[k];
+    gl_tensor *dense = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(x, &dense, err);
+    if (!status) status = gl_tensor_empty(x->ndim, x->shape, out, err);
+    if (!status) {
+        softmax_forward(gl_tensor_data(dense), gl_tensor_data(*out), outer, n, inner, log);
+        const gl_tensor *inputs[1] = {x};
+        gl_node *node = NULL;
+        status = gl_op_finish(name, *out, 1, inputs, softmax_backward, &node, err);
+        if (!status && node) {
+            node->params[0] = outer, node->params[1] = n, node->params[2] = inner, node->params[3] = log;
+            status = gl_node_save(node, *out, err);
+        }
+    }
+    gl_tensor_release(dense);
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
