@@ -68,7 +68,7 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all present"; fi
 
-$(BUILD)/obj/%.o: %.c engine/gradlab.h $(wildcard engine/*.h) $(wildcard bindings/*.h) $(wildcard plots/*.h)
+$(BUILD)/obj/%.o: %.c engine/gradlab.h $(wildcard engine/*.h) $(wildcard bindings/*.h) $(wildcard bindings/program/*.h) $(wildcard plots/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Ibindings -c $< -o $@
 
