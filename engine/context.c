@@ -113,7 +113,11 @@ bool gl_detect_anomaly_enabled(void) { return context.detect_anomaly; }
 
 void gl_set_module_path(const char *path)
 {
-    snprintf(context.module_path, sizeof context.module_path, "%s", path ? path : "");
+    /* Called around every module's forward: a plain bounded copy, no printf. */
+    size_t length = path ? strlen(path) : 0;
+    if (length >= sizeof context.module_path) length = sizeof context.module_path - 1;
+    if (length) memcpy(context.module_path, path, length);
+    context.module_path[length] = '\0';
 }
 
 const char *gl_module_path(void) { return context.module_path; }

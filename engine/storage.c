@@ -17,7 +17,9 @@ int64_t gl_storage_max_numel(void)
 gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err)
 {
     *out = NULL;
-    if (numel < 0 || numel > gl_storage_max_numel())
+    /* Ask the kernel for the memory size only for big requests: sysinfo is a
+     * system call, too slow for every small tensor. */
+    if (numel < 0 || (numel > (INT64_C(1) << 26) && numel > gl_storage_max_numel()))
         return gl_error_set(err, GL_ENOMEM, 0,
                             "cannot allocate %lld elements (%.3g GiB): more than this machine's memory",
                             (long long)numel, (double)numel * 4.0 / (1024.0 * 1024.0 * 1024.0));

@@ -173,12 +173,14 @@ return function(gl)
     end, {})
   end
 
+  -- No pcall here (it would cost every module call): if forward raises, the
+  -- path stays at the failing module until the next call sets it again.
+  local module_path = gl._module_path
   function Module.__call(self, ...)
     if not self._paths_ready then self:_assign_paths() end
-    local previous = gl._module_path(self._path)
-    local ok, out, extra = pcall(self.forward, self, ...)
-    gl._module_path(previous)
-    if not ok then error(out, 0) end
+    local previous = module_path(self._path)
+    local out, extra = self.forward(self, ...)
+    module_path(previous)
     local hooks = self._forward_hooks
     if hooks then
       for i = 1, #hooks do
