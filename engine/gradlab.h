@@ -319,6 +319,54 @@ gl_status gl_loss_bce(const gl_tensor *probabilities, const gl_tensor *target,
 gl_status gl_loss_bce_with_logits(const gl_tensor *logits, const gl_tensor *target,
                                   gl_reduction reduction, gl_tensor **out, gl_error *err);
 
+/* -------------------------------------------------------------- optimizers */
+/* Fused update kernels, one pass over each parameter (optim.c).  Every tensor
+ * must be contiguous with the parameter's shape; state buffers are updated in
+ * place.  `step` counts from 1.  `l1` adds l1 * sign(p) to the gradient and
+ * `weight_decay` adds weight_decay * p (coupled, L2), before the update. */
+
+typedef struct gl_sgd_options {
+    float lr, momentum, dampening, weight_decay, l1;
+    bool nesterov;
+} gl_sgd_options;
+
+typedef struct gl_adam_options {
+    float lr, beta1, beta2, eps, weight_decay, l1;
+    bool decoupled;   /* AdamW: p *= 1 - lr * weight_decay instead of L2 */
+    bool amsgrad;
+} gl_adam_options;
+
+typedef struct gl_rmsprop_options {
+    float lr, alpha, eps, weight_decay, momentum, l1;
+    bool centered;
+} gl_rmsprop_options;
+
+typedef struct gl_adagrad_options {
+    float lr, lr_decay, eps, weight_decay, l1;
+} gl_adagrad_options;
+
+/* momentum_buffer may be NULL when momentum == 0. */
+gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
+                       int64_t step, const gl_sgd_options *options, gl_error *err);
+/* max_exp_avg_sq only with amsgrad. */
+gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
+                        gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
+                        const gl_adam_options *options, gl_error *err);
+/* momentum_buffer with momentum > 0, grad_avg when centered; else NULL. */
+gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
+                           gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
+                           const gl_rmsprop_options *options, gl_error *err);
+gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
+                           const gl_adagrad_options *options, gl_error *err);
+
+/* Sum of squares (double) and max |x| of a tensor, and whether all are finite:
+ * one pass, for clipping, GradScaler and the monitor. */
+typedef struct gl_tensor_stats {
+    double sum, sum_squares, max_abs;
+    int64_t count, nonfinite, zeros;
+} gl_tensor_stats;
+void gl_tensor_statistics(const gl_tensor *t, gl_tensor_stats *stats);
+
 /* ---------------------------------------------------------------- autograd */
 /*
  * Ops on tensors that require grad record a graph of gl_node (one per op

@@ -410,9 +410,10 @@ static gl_status unary_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, 
     case GL_OP_SIGN: return gl_tensor_zeros(x->ndim, x->shape, &grads[0], err);
     case GL_OP_HALF:
     case GL_OP_BFLOAT16:
-        /* Rounding passes the gradient straight through; model:precision rounds
-         * gradients separately where it wants them rounded. */
-        return gl_tensor_clone_untracked(g, &grads[0], err);
+        /* A value stored in a reduced format receives its gradient in that
+         * format too, as in real mixed precision: the gradient is rounded the
+         * same way (so tiny gradients underflow, which loss scaling is for). */
+        return gl_tensor_unary((gl_unary_op)node->params[0], g, &grads[0], err);
     default: break;
     }
     gl_tensor_release(t);

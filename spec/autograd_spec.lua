@@ -54,11 +54,17 @@ describe("gradcheck of elementwise ops", function()
     check(function(x, y) return gl.where(mask, x, y) end, {a, b})
   end)
 
-  it("half and bfloat16 pass the gradient straight through", function()
+  it("half and bfloat16 round the gradient through their format too", function()
     local a = leaf{4}
     local y = (a:half() * 3):sum()
     y:backward()
     assert.tensor_near(a.grad, {3, 3, 3, 3})
+    local b = leaf{2}
+    ;(b:half() * 1e-8):sum():backward()
+    assert.tensor_near(b.grad, {0, 0}, 0)          -- 1e-8 underflows in half
+    local c = leaf{2}
+    ;(c:bfloat16() * 1e-8):sum():backward()
+    assert.is_true(c.grad:get(1) > 0)               -- bfloat16 keeps float32's range
   end)
 end)
 

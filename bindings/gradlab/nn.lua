@@ -179,7 +179,12 @@ return function(gl)
   function Module.__call(self, ...)
     if not self._paths_ready then self:_assign_paths() end
     local previous = module_path(self._path)
-    local out, extra = self.forward(self, ...)
+    local out, extra
+    if self._precision then
+      out, extra = self:_forward_in_precision(...)
+    else
+      out, extra = self.forward(self, ...)
+    end
     module_path(previous)
     local hooks = self._forward_hooks
     if hooks then
@@ -188,6 +193,49 @@ return function(gl)
         if replaced ~= nil then out = replaced end
       end
     end
+    return out, extra
+  end
+
+  -- Reduced precision ------------------------------------------------------
+  -- m:precision("fp16" | "bf16" | "fp32") emulates mixed precision as autocast
+  -- does it: every module computes with its parameters, its tensor inputs and
+  -- its output rounded through the format, and because rounding's backward
+  -- rounds the gradient too, activations' and parameters' gradients pass
+  -- through the format (fp16 underflow and overflow really happen).  Master
+  -- weights, optimizer state and .grad accumulation stay in float32.
+  local casts = { fp16 = "half", bf16 = "bfloat16" }
+
+  function Module:precision(format)
+    if format ~= "fp32" and not casts[format] then
+      error(("precision: format must be \"fp16\", \"bf16\" or \"fp32\", got %s"):format(tostring(format)), 2)
+    end
+    walk(self, "", function(_, m) m._precision = casts[format] end, {})
+    return self
+  end
+
+  local function cast_all(method, ...)
+    local n = select("#", ...)
+    if n == 1 then
+      local x = ...
+      return gl.is_tensor(x) and x[method](x) or x
+    end
+    local values = { ... }
+    for i = 1, n do
+      if gl.is_tensor(values[i]) then values[i] = values[i][method](values[i]) end
+    end
+    return table.unpack(values, 1, n)
+  end
+
+  function Module:_forward_in_precision(...)
+    local method = self._precision
+    local own = self._parameters
+    for _, entry in ipairs(own) do
+      if entry[2] then rawset(self, entry[1], entry[2][method](entry[2])) end
+    end
+    local ok, out, extra = pcall(self.forward, self, cast_all(method, ...))
+    for _, entry in ipairs(own) do rawset(self, entry[1], entry[2]) end   -- the float32 masters back
+    if not ok then error(out, 0) end
+    if gl.is_tensor(out) then out = out[method](out) end
     return out, extra
   end
 

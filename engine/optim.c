@@ -1,0 +1,196 @@
+/*
+ * optim.c — fused optimizer updates: one pass over each parameter, reading the
+ * gradient and state and writing parameter and state in place.
+ *
+ * The rules are PyTorch's documented algorithms (torch.optim.SGD, Adam, AdamW,
+ * RMSprop, Adagrad), written so the float operations happen in the same order,
+ * which keeps results comparable with published ones.  For every element:
+ *
+ *   g = grad + weight_decay * p + l1 * sign(p)           (AdamW: no L2 term)
+ *   SGD      b = momentum * b + (1 - dampening) * g  (b = g on step 1)
+ *            g = nesterov ? g + momentum * b : b;  p -= lr * g
+ *   Adam     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2  (AMSGrad: v_max = max(v_max, v))
+ *            p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   AdamW    p *= 1 - lr * weight_decay, then Adam with g = grad (+ l1 term)
+ *   RMSprop  v = alpha v + (1 - alpha) g^2;  centered: a = alpha a + (1 - alpha) g, v' = v - a^2
+ *            d = sqrt(v') + eps;  momentum: b = momentum b + g / d, p -= lr b;  else p -= lr g / d
+ *   Adagrad  s += g^2;  p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
+ */
+#include <math.h>
+
+#include "internal.h"
+
+static gl_status check_pair(const char *name, const gl_tensor *param, const gl_tensor *other,
+                            const char *what, gl_error *err)
+{
+    char ps[160], os[160];
+    if (!other) return gl_error_set(err, GL_EARG, 2, "%s: missing %s", name, what);
+    if (!gl_shape_equal(param->ndim, param->shape, other->ndim, other->shape))
+        return gl_error_set(err, GL_ESHAPE, 2, "%s: %s has shape %s but the parameter has %s", name, what,
+                            GL_SHAPE_STR(other, os), GL_SHAPE_STR(param, ps));
+    if (!gl_tensor_is_contiguous(other) || !gl_tensor_is_contiguous(param))
+        return gl_error_set(err, GL_EARG, 1, "%s: the parameter and its %s must be contiguous tensors",
+                            name, what);
+    return GL_OK;
+}
+
+static inline float sign_of(float x) { return (float)((x > 0) - (x < 0)); }
+
+gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
+                       int64_t step, const gl_sgd_options *o, gl_error *err)
+{
+    gl_status status = check_pair("SGD", param, grad, "gradient", err);
+    if (!status && o->momentum != 0) status = check_pair("SGD", param, momentum_buffer, "momentum buffer", err);
+    if (status) return status;
+    float *restrict p = gl_tensor_data(param);
+    const float *restrict g = gl_tensor_data(grad);
+    float *restrict b = o->momentum != 0 ? gl_tensor_data(momentum_buffer) : NULL;
+    int64_t n = gl_tensor_numel(param);
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i];
+        if (o->weight_decay != 0) d += o->weight_decay * p[i];
+        if (o->l1 != 0) d += o->l1 * sign_of(p[i]);
+        if (b) {
+            b[i] = step == 1 ? d : o->momentum * b[i] + (1.0f - o->dampening) * d;
+            d = o->nesterov ? d + o->momentum * b[i] : b[i];
+        }
+        p[i] -= o->lr * d;
+    }
+    param->storage->version++;
+    if (b) momentum_buffer->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
+                        gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
+                        const gl_adam_options *o, gl_error *err)
+{
+    const char *name = o->decoupled ? "AdamW" : "Adam";
+    gl_status status = check_pair(name, param, grad, "gradient", err);
+    if (!status) status = check_pair(name, param, exp_avg, "exp_avg", err);
+    if (!status) status = check_pair(name, param, exp_avg_sq, "exp_avg_sq", err);
+    if (!status && o->amsgrad) status = check_pair(name, param, max_exp_avg_sq, "max_exp_avg_sq", err);
+    if (status) return status;
+    float *restrict p = gl_tensor_data(param);
+    const float *restrict g = gl_tensor_data(grad);
+    float *restrict m = gl_tensor_data(exp_avg), *restrict v = gl_tensor_data(exp_avg_sq);
+    float *restrict vmax = o->amsgrad ? gl_tensor_data(max_exp_avg_sq) : NULL;
+    int64_t n = gl_tensor_numel(param);
+    /* Bias corrections in double, as PyTorch computes them on the host. */
+    double correction1 = 1.0 - pow((double)o->beta1, (double)step);
+    double correction2 = 1.0 - pow((double)o->beta2, (double)step);
+    float step_size = (float)((double)o->lr / correction1);
+    float correction2_sqrt = (float)sqrt(correction2);
+    float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
+    float l2 = o->decoupled ? 0.0f : o->weight_decay;
+    float b1 = o->beta1, b2 = o->beta2;
+    for (int64_t i = 0; i < n; i++) {
+        float pi = p[i] * decay;
+        float d = g[i] + l2 * pi + o->l1 * sign_of(pi);
+        m[i] = b1 * m[i] + (1.0f - b1) * d;
+        v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+        float second = v[i];
+        if (vmax) second = vmax[i] = fmaxf(vmax[i], v[i]);
+        p[i] = pi - step_size * (m[i] / (sqrtf(second) / correction2_sqrt + o->eps));
+    }
+    param->storage->version++;
+    exp_avg->storage->version++;
+    exp_avg_sq->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
+                           gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
+                           const gl_rmsprop_options *o, gl_error *err)
+{
+    gl_status status = check_pair("RMSprop", param, grad, "gradient", err);
+    if (!status) status = check_pair("RMSprop", param, square_avg, "square_avg", err);
+    if (!status && o->momentum > 0) status = check_pair("RMSprop", param, momentum_buffer, "momentum buffer", err);
+    if (!status && o->centered) status = check_pair("RMSprop", param, grad_avg, "grad_avg", err);
+    if (status) return status;
+    (void)step;
+    float *restrict p = gl_tensor_data(param);
+    const float *restrict g = gl_tensor_data(grad);
+    float *restrict v = gl_tensor_data(square_avg);
+    float *restrict b = o->momentum > 0 ? gl_tensor_data(momentum_buffer) : NULL;
+    float *restrict a = o->centered ? gl_tensor_data(grad_avg) : NULL;
+    int64_t n = gl_tensor_numel(param);
+    float alpha = o->alpha;
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i] + o->weight_decay * p[i] + o->l1 * sign_of(p[i]);
+        v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
+        float variance = v[i];
+        if (a) {
+            a[i] = alpha * a[i] + (1.0f - alpha) * d;
+            variance = v[i] - a[i] * a[i];
+        }
+        float denominator = sqrtf(variance) + o->eps;
+        if (b) {
+            b[i] = o->momentum * b[i] + d / denominator;
+            p[i] -= o->lr * b[i];
+        } else {
+            p[i] -= o->lr * (d / denominator);
+        }
+    }
+    param->storage->version++;
+    square_avg->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
+                           const gl_adagrad_options *o, gl_error *err)
+{
+    gl_status status = check_pair("Adagrad", param, grad, "gradient", err);
+    if (!status) status = check_pair("Adagrad", param, sum, "sum", err);
+    if (status) return status;
+    float *restrict p = gl_tensor_data(param);
+    const float *restrict g = gl_tensor_data(grad);
+    float *restrict s = gl_tensor_data(sum);
+    int64_t n = gl_tensor_numel(param);
+    float clr = (float)((double)o->lr / (1.0 + (double)(step - 1) * o->lr_decay));
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i] + o->weight_decay * p[i] + o->l1 * sign_of(p[i]);
+        s[i] += d * d;
+        p[i] -= clr * (d / (sqrtf(s[i]) + o->eps));
+    }
+    param->storage->version++;
+    sum->storage->version++;
+    return GL_OK;
+}
+
+void gl_tensor_statistics(const gl_tensor *t, gl_tensor_stats *stats)
+{
+    *stats = (gl_tensor_stats){0};
+    int64_t n = gl_tensor_numel(t);
+    stats->count = n;
+    gl_tensor *dense = NULL;
+    const float *x;
+    if (gl_tensor_is_contiguous(t)) {
+        x = gl_tensor_data(t);
+    } else {
+        gl_error err;
+        if (gl_tensor_empty(t->ndim, t->shape, &dense, &err)) return;
+        gl_tensor_gather_to(t, gl_tensor_data(dense));
+        x = gl_tensor_data(dense);
+    }
+    double sum = 0, squares = 0, top = 0;
+    int64_t bad = 0, zeros = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v)) {
+            bad++;
+            continue;
+        }
+        double d = v;
+        sum += d;
+        squares += d * d;
+        if (fabs(d) > top) top = fabs(d);
+        zeros += v == 0.0f;
+    }
+    stats->sum = sum;
+    stats->sum_squares = squares;
+    stats->max_abs = top;
+    stats->nonfinite = bad;
+    stats->zeros = zeros;
+    gl_tensor_release(dense);
+}
