@@ -115,6 +115,13 @@ local function python_literal(value)
   return ("%.9g"):format(value)
 end
 
+-- A Python list literal of a Lua list of numbers (full double precision).
+function helper.python_list(values)
+  local parts = {}
+  for i, v in ipairs(values) do parts[i] = ("%.17g"):format(v) end
+  return "[" .. table.concat(parts, ", ") .. "]"
+end
+
 helper.python = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
 
 -- Runs `code` under real NumPy with `inputs` bound as float32 arrays; the code
