@@ -42,6 +42,7 @@ void l_tensor_math_register(lua_State *L);
 void l_autograd_register(lua_State *L);
 void l_nn_register(lua_State *L);
 void l_optim_register(lua_State *L);
+void l_norm_register(lua_State *L);
 void l_files_register(lua_State *L);
 
 int luaopen_gradlab_core(lua_State *L);

@@ -28,6 +28,7 @@ int luaopen_gradlab_core(lua_State *L)
     l_autograd_register(L);
     l_nn_register(L);
     l_optim_register(L);
+    l_norm_register(L);
     l_files_register(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");

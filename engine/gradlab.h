@@ -302,6 +302,38 @@ gl_status gl_dropout(const gl_tensor *x, float p, bool training, gl_tensor **out
  * matrix with the signs of R's diagonal folded into Q (init.c). */
 gl_status gl_init_orthogonal(gl_tensor *t, float gain, gl_error *err);
 
+/* ------------------------------------------------------------- normalizers */
+/* Fused forward/backward kernels; all differentiate w.r.t. x, weight and bias.
+ * weight and bias may be NULL (no affine); eps must be > 0.  Statistics
+ * accumulate in double (norm_batch.c, norm_group.c). */
+
+/* Batch norm of x (B, C, ...) per channel (dimension 2, 0-based 1), over the
+ * batch and any trailing dims; weight, bias, running_mean, running_var are
+ * (C) or NULL.  training: normalizes with the batch mean and biased variance,
+ * and when running stats are given updates them IN PLACE (no autograd):
+ * running = (1 - momentum) running + momentum batch, with the UNBIASED batch
+ * variance, as PyTorch; needs more than one value per channel.  !training:
+ * normalizes with the running stats (required), backward is a plain affine
+ * map.  momentum in [0, 1].  Argument positions in errors follow this order. */
+gl_status gl_batch_norm(const gl_tensor *x, gl_tensor *running_mean, gl_tensor *running_var,
+                        const gl_tensor *weight, const gl_tensor *bias, bool training,
+                        double momentum, double eps, gl_tensor **out, gl_error *err);
+/* Layer norm over the trailing dims of x equal to normalized_shape (ndim sizes);
+ * weight and bias have shape normalized_shape. */
+gl_status gl_layer_norm(const gl_tensor *x, int normalized_ndim, const int64_t *normalized_shape,
+                        const gl_tensor *weight, const gl_tensor *bias, double eps,
+                        gl_tensor **out, gl_error *err);
+/* Group norm of x (B, C, ...): statistics per sample over each of `groups`
+ * blocks of C / groups channels (and the trailing dims); weight, bias (C).
+ * groups == C is instance norm, groups == 1 layer norm over (C, ...). */
+gl_status gl_group_norm(const gl_tensor *x, int64_t groups, const gl_tensor *weight,
+                        const gl_tensor *bias, double eps, gl_tensor **out, gl_error *err);
+/* RMS norm, y = x / sqrt(mean(x^2) + eps) * weight over the trailing dims
+ * equal to normalized_shape; weight has that shape.  PyTorch's default eps is
+ * FLT_EPSILON (torch.finfo(float32).eps). */
+gl_status gl_rms_norm(const gl_tensor *x, int normalized_ndim, const int64_t *normalized_shape,
+                      const gl_tensor *weight, double eps, gl_tensor **out, gl_error *err);
+
 /* ---------------------------------------------------------------- losses */
 
 typedef enum gl_reduction { GL_REDUCTION_MEAN, GL_REDUCTION_SUM, GL_REDUCTION_NONE } gl_reduction;

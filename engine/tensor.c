@@ -104,8 +104,8 @@ gl_status gl_tensor_view_of(gl_storage *storage, int ndim, const int64_t *shape,
     gl_tensor *t = gl_tensor_header_new();
     if (!t) return gl_error_set(err, GL_ENOMEM, 0, "cannot allocate a tensor header");
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
-    if (stride) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+    if (ndim > 0) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);   /* 0-d: shape may be NULL */
+    if (stride && ndim > 0) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
     else gl_strides_contiguous(ndim, shape, t->stride);
     t->offset = offset;
     t->storage = storage;

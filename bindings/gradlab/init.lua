@@ -19,6 +19,7 @@ end
 gl.gradcheck = require("gradlab.gradcheck")(gl)
 gl.init = require("gradlab.initializers")(gl)
 gl.nn = require("gradlab.nn")(gl)
+require("gradlab.nn_norm")(gl, gl.nn)
 gl.optim = require("gradlab.optim")(gl)
 gl.amp = require("gradlab.amp")(gl)
 

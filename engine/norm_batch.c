@@ -1,0 +1,355 @@
+/*
+ * norm_batch.c — batch normalization as one fused forward/backward pair.
+ *
+ *   x (B, C, *)   weight, bias (C) or NULL   running_mean, running_var (C) or NULL
+ *   -> y (B, C, *)            statistics per channel c over its N = B * prod(*) values
+ *   mean, rstd (C)            saved for backward, as llm.c's layernorm saves them
+ *
+ *   train:    mean = sum x / N,  var = sum (x - mean)^2 / N  (biased: it normalizes)
+ *             running_mean = (1 - m) running_mean + m mean
+ *             running_var  = (1 - m) running_var  + m var N / (N - 1)   (unbiased, as PyTorch)
+ *   evaluate: mean, var = running_mean, running_var
+ *   forward:  rstd = 1 / sqrt(var + eps),  y = (x - mean) rstd w + b
+ *   backward: xhat = (x - mean) rstd,  db = sum g,  dw = sum g xhat   (sums over b and *)
+ *             train:    dx = w rstd (g - db / N - xhat dw / N)   (through the batch statistics)
+ *             evaluate: dx = w rstd g                            (a plain affine map)
+ *
+ * Statistics and the parameter sums accumulate in double; two passes (mean,
+ * then centred squares) keep the variance exact when |mean| >> std.  The naive
+ * references live in spec/norm_spec.lua, where they serve as oracles: the
+ * formulas in Lua doubles and in NumPy for values, and the same formulas
+ * composed from primitive tensor ops, whose autograd the fused backward must
+ * reproduce.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "norm_sums.h"
+
+/* x (B, C, *) seen as (outer, channels, inner). */
+typedef struct bn_layout {
+    int64_t outer, channels, inner;
+} bn_layout;
+
+static bn_layout bn_layout_of(const gl_tensor *x)
+{
+    bn_layout l = {x->shape[0], x->shape[1], 1};
+    for (int d = 2; d < x->ndim; d++) l.inner *= x->shape[d];
+    return l;
+}
+
+/* Reads a 1-d tensor of any stride into a float array. */
+static void vector_read(const gl_tensor *v, float *out)
+{
+    const float *p = gl_tensor_data(v);
+    int64_t n = v->shape[0], s = v->stride[0];
+    for (int64_t i = 0; i < n; i++) out[i] = p[i * s];
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* mean[c] and the biased var[c] over (outer, inner), in double, two passes. */
+static void bn_statistics(bn_layout l, const float *restrict x, double *restrict mean,
+                          double *restrict var)
+{
+    int64_t C = l.channels, inner = l.inner;
+    double count = (double)(l.outer * inner);
+    for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0.0;
+    if (inner == 1) {   /* (B, F): sum down the columns, one contiguous row at a time */
+        for (int64_t b = 0; b < l.outer; b++) {
+            const float *row = x + b * C;
+            for (int64_t c = 0; c < C; c++) mean[c] += row[c];
+        }
+        for (int64_t c = 0; c < C; c++) mean[c] /= count;
+        for (int64_t b = 0; b < l.outer; b++) {
+            const float *row = x + b * C;
+            for (int64_t c = 0; c < C; c++) {
+                double d = row[c] - mean[c];
+                var[c] += d * d;
+            }
+        }
+    } else {
+        for (int64_t b = 0; b < l.outer; b++)
+            for (int64_t c = 0; c < C; c++) mean[c] += norm_sum(x + (b * C + c) * inner, inner);
+        for (int64_t c = 0; c < C; c++) mean[c] /= count;
+        for (int64_t b = 0; b < l.outer; b++)
+            for (int64_t c = 0; c < C; c++) var[c] += norm_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
+    }
+    for (int64_t c = 0; c < C; c++) var[c] /= count;
+}
+
+/* y = (x - mean) * scale + shift, where scale = rstd w and shift = b per channel. */
+static void bn_forward(bn_layout l, const float *restrict x, const float *restrict mean,
+                       const float *restrict scale, const float *restrict shift, float *restrict y)
+{
+    int64_t C = l.channels, inner = l.inner;
+    if (inner == 1) {
+        for (int64_t b = 0; b < l.outer; b++) {
+            const float *xr = x + b * C;
+            float *yr = y + b * C;
+            for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];
+        }
+        return;
+    }
+    for (int64_t b = 0; b < l.outer; b++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *xp = x + (b * C + c) * inner;
+            float *yp = y + (b * C + c) * inner;
+            float m = mean[c], k = scale[c], s = shift[c];
+            for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * k + s;
+        }
+}
+
+/* sum_g[c] = sum g,  sum_gx[c] = sum g xhat over (outer, inner), in double. */
+static void bn_gradient_sums(bn_layout l, const float *restrict g, const float *restrict x,
+                             const float *restrict mean, const float *restrict rstd,
+                             double *restrict sum_g, double *restrict sum_gx)
+{
+    int64_t C = l.channels, inner = l.inner;
+    for (int64_t c = 0; c < C; c++) sum_g[c] = sum_gx[c] = 0.0;
+    if (inner == 1) {
+        /* sum g (x - mean) first, times rstd once at the end. */
+        for (int64_t b = 0; b < l.outer; b++) {
+            const float *gr = g + b * C, *xr = x + b * C;
+            for (int64_t c = 0; c < C; c++) {
+                sum_g[c] += gr[c];
+                sum_gx[c] += (double)gr[c] * (xr[c] - mean[c]);
+            }
+        }
+    } else {
+        for (int64_t b = 0; b < l.outer; b++)
+            for (int64_t c = 0; c < C; c++) {
+                int64_t at = (b * C + c) * inner;
+                double s, sx;
+                norm_sum_gradient(g + at, NULL, x + at, inner, mean[c], &s, &sx);
+                sum_g[c] += s;
+                sum_gx[c] += sx;
+            }
+    }
+    for (int64_t c = 0; c < C; c++) sum_gx[c] *= rstd[c];
+}
+
+/* dx = k (g - a - (x - mean) q) per channel: with k = w rstd, a = sum_g / N
+ * and q = rstd sum_gx / N in train mode; a = q = 0 in evaluate mode. */
+static void bn_backward_input(bn_layout l, const float *restrict g, const float *restrict x,
+                              const float *restrict mean, const float *restrict k,
+                              const float *restrict a, const float *restrict q, float *restrict dx)
+{
+    int64_t C = l.channels, inner = l.inner;
+    if (inner == 1) {
+        for (int64_t b = 0; b < l.outer; b++) {
+            const float *gr = g + b * C, *xr = x + b * C;
+            float *dr = dx + b * C;
+            for (int64_t c = 0; c < C; c++) dr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * q[c]);
+        }
+        return;
+    }
+    for (int64_t b = 0; b < l.outer; b++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *gp = g + (b * C + c) * inner, *xp = x + (b * C + c) * inner;
+            float *dp = dx + (b * C + c) * inner;
+            float m = mean[c], kc = k[c], ac = a[c], qc = q[c];
+            for (int64_t i = 0; i < inner; i++) dp[i] = kc * (gp[i] - ac - (xp[i] - m) * qc);
+        }
+}
+
+/* --------------------------------------------------------------- autograd */
+
+/* Saved: x (contiguous), mean, rstd, and weight (contiguous) when params[1].
+ * params[0] = training.  Inputs: x, weight, bias (either may be NULL). */
+static gl_status batch_norm_backward(gl_node *node, gl_tensor *g, gl_tensor **grads, gl_error *err)
+{
+    const gl_tensor *x = node->saved[0], *mean_t = node->saved[1], *rstd_t = node->saved[2];
+    const gl_tensor *w_t = node->params[1] ? node->saved[3] : NULL;
+    bool training = node->params[0] != 0;
+    bn_layout l = bn_layout_of(x);
+    int64_t C = l.channels;
+    bool want_x = gl_node_input_needs_grad(node, 0), want_w = gl_node_input_needs_grad(node, 1),
+         want_b = gl_node_input_needs_grad(node, 2);
+
+    gl_tensor *dense_g = NULL;
+    gl_status status = gl_tensor_contiguous_untracked(g, &dense_g, err);
+    if (status) return status;
+    /* One block: sum_g, sum_gx (double), then k, a, q (float). */
+    size_t bytes = (size_t)(C > 0 ? C : 1) * (2 * sizeof(double) + 3 * sizeof(float));
+    void *scratch = malloc(bytes);
+    if (!scratch) {
+        gl_tensor_release(dense_g);
+        return gl_error_set(err, GL_ENOMEM, 0, "batch_norm: out of memory in backward (%lld channels)",
+                            (long long)C);
+    }
+    double *sum_g = scratch, *sum_gx = sum_g + C;
+    float *k = (float *)(sum_gx + C), *a = k + C, *q = a + C;
+    const float *gv = gl_tensor_data(dense_g), *xv = gl_tensor_data(x);
+    const float *mean = gl_tensor_data(mean_t), *rstd = gl_tensor_data(rstd_t);
+    const float *w = w_t ? gl_tensor_data(w_t) : NULL;
+    double count = (double)(l.outer * l.inner);
+
+    if (training || want_w || want_b) bn_gradient_sums(l, gv, xv, mean, rstd, sum_g, sum_gx);
+    if (want_x) {
+        status = gl_tensor_empty(x->ndim, x->shape, &grads[0], err);
+        if (!status) {
+            for (int64_t c = 0; c < C; c++) {
+                k[c] = (w ? w[c] : 1.0f) * rstd[c];
+                a[c] = training ? (float)(sum_g[c] / count) : 0.0f;
+                q[c] = training ? (float)(rstd[c] * sum_gx[c] / count) : 0.0f;
+            }
+            bn_backward_input(l, gv, xv, mean, k, a, q, gl_tensor_data(grads[0]));
+        }
+    }
+    if (!status && want_w) {
+        status = gl_tensor_empty(node->inputs[1].ndim, node->inputs[1].shape, &grads[1], err);
+        if (!status) {
+            float *dw = gl_tensor_data(grads[1]);
+            for (int64_t c = 0; c < C; c++) dw[c] = (float)sum_gx[c];
+        }
+    }
+    if (!status && want_b) {
+        status = gl_tensor_empty(node->inputs[2].ndim, node->inputs[2].shape, &grads[2], err);
+        if (!status) {
+            float *db = gl_tensor_data(grads[2]);
+            for (int64_t c = 0; c < C; c++) db[c] = (float)sum_g[c];
+        }
+    }
+    free(scratch);
+    gl_tensor_release(dense_g);
+    return status;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* A per-channel vector argument: NULL, or 1-d of length C. */
+static gl_status check_vector(const gl_tensor *v, const char *what, int position, const gl_tensor *x,
+                              int64_t C, gl_error *err)
+{
+    char vs[160], xs[160];
+    if (!v || (v->ndim == 1 && v->shape[0] == C)) return GL_OK;
+    return gl_error_set(err, GL_ESHAPE, position,
+                        "batch_norm: %s of shape %s does not match %lld channels (input shape %s, channels on dimension 2)",
+                        what, GL_SHAPE_STR(v, vs), (long long)C, GL_SHAPE_STR(x, xs));
+}
+
+static gl_status batch_norm_check(const gl_tensor *x, const gl_tensor *running_mean,
+                                  const gl_tensor *running_var, const gl_tensor *weight,
+                                  const gl_tensor *bias, bool training, double momentum, double eps,
+                                  gl_error *err)
+{
+    char xs[160];
+    if (x->ndim < 2)
+        return gl_error_set(err, GL_ESHAPE, 1,
+                            "batch_norm: input must be (B, C) or (B, C, ...) with channels on dimension 2, got shape %s",
+                            GL_SHAPE_STR(x, xs));
+    int64_t C = x->shape[1];
+    gl_status status = check_vector(running_mean, "running_mean", 2, x, C, err);
+    if (!status) status = check_vector(running_var, "running_var", 3, x, C, err);
+    if (!status) status = check_vector(weight, "weight", 4, x, C, err);
+    if (!status) status = check_vector(bias, "bias", 5, x, C, err);
+    if (status) return status;
+    if ((running_mean == NULL) != (running_var == NULL))
+        return gl_error_set(err, GL_EARG, running_mean ? 3 : 2,
+                            "batch_norm: running_mean and running_var go together; got only %s",
+                            running_mean ? "running_mean" : "running_var");
+    if (!training && !running_mean)
+        return gl_error_set(err, GL_EARG, 2,
+                            "batch_norm: evaluate mode (training = false) normalizes with running_mean and running_var; none were given");
+    if (!(momentum >= 0.0 && momentum <= 1.0))
+        return gl_error_set(err, GL_EARG, 7, "batch_norm: momentum must be in [0, 1], got %g", momentum);
+    if (!(eps > 0.0) || !isfinite(eps))
+        return gl_error_set(err, GL_EARG, 8, "batch_norm: eps must be positive and finite, got %g", eps);
+    bn_layout l = bn_layout_of(x);
+    if (training && l.outer * l.inner <= 1)
+        return gl_error_set(err, GL_ESHAPE, 1,
+                            "batch_norm: training needs more than one value per channel, got input shape %s",
+                            GL_SHAPE_STR(x, xs));
+    return GL_OK;
+}
+
+/* Running statistics, in place and outside autograd (they are buffers). */
+static void update_running(gl_tensor *running, const double *batch, double momentum, double factor)
+{
+    float *p = gl_tensor_data(running);
+    int64_t n = running->shape[0], s = running->stride[0];
+    for (int64_t c = 0; c < n; c++)
+        p[c * s] = (float)((1.0 - momentum) * p[c * s] + momentum * batch[c] * factor);
+    running->storage->version++;
+}
+
+/* ------------------------------------------------------------------- op */
+
+gl_status gl_batch_norm(const gl_tensor *x, gl_tensor *running_mean, gl_tensor *running_var,
+                        const gl_tensor *weight, const gl_tensor *bias, bool training,
+                        double momentum, double eps, gl_tensor **out, gl_error *err)
+{
+    *out = NULL;
+    gl_status status = batch_norm_check(x, running_mean, running_var, weight, bias, training,
+                                        momentum, eps, err);
+    if (status) return status;
+    bn_layout l = bn_layout_of(x);
+    int64_t C = l.channels, shape_c[1] = {C};
+
+    gl_tensor *dense = NULL, *dense_w = NULL, *mean_t = NULL, *rstd_t = NULL;
+    size_t bytes = (size_t)(C > 0 ? C : 1) * (2 * sizeof(double) + 2 * sizeof(float));
+    void *scratch = malloc(bytes);
+    if (!scratch)
+        return gl_error_set(err, GL_ENOMEM, 0, "batch_norm: out of memory (%lld channels)", (long long)C);
+    double *mean = scratch, *var = mean + C;
+    float *scale = (float *)(var + C), *shift = scale + C;
+
+    status = gl_tensor_contiguous_untracked(x, &dense, err);
+    if (!status && weight) status = gl_tensor_contiguous_untracked(weight, &dense_w, err);
+    if (!status) status = gl_tensor_empty(1, shape_c, &mean_t, err);
+    if (!status) status = gl_tensor_empty(1, shape_c, &rstd_t, err);
+    if (!status) status = gl_tensor_empty(x->ndim, x->shape, out, err);
+    if (!status) {
+        float *mean_f = gl_tensor_data(mean_t), *rstd_f = gl_tensor_data(rstd_t);
+        if (training) {
+            bn_statistics(l, gl_tensor_data(dense), mean, var);
+        } else {
+            float *buffer = scale;   /* scale and shift are free until below */
+            vector_read(running_mean, buffer);
+            for (int64_t c = 0; c < C; c++) mean[c] = buffer[c];
+            vector_read(running_var, buffer);
+            for (int64_t c = 0; c < C; c++) var[c] = buffer[c];
+        }
+        const float *w = dense_w ? gl_tensor_data(dense_w) : NULL;
+        if (bias) vector_read(bias, shift);
+        for (int64_t c = 0; c < C; c++) {
+            mean_f[c] = (float)mean[c];
+            rstd_f[c] = (float)(1.0 / sqrt(var[c] + eps));
+            scale[c] = rstd_f[c] * (w ? w[c] : 1.0f);
+            if (!bias) shift[c] = 0.0f;
+        }
+        bn_forward(l, gl_tensor_data(dense), mean_f, scale, shift, gl_tensor_data(*out));
+    }
+    if (!status) {
+        const gl_tensor *inputs[3] = {x, weight, bias};
+        gl_node *node = NULL;
+        status = gl_op_finish("batch_norm", *out, 3, inputs, batch_norm_backward, &node, err);
+        if (!status && node) {
+            node->params[0] = training;
+            node->params[1] = dense_w != NULL;
+            status = gl_node_save(node, dense, err);
+            if (!status) status = gl_node_save(node, mean_t, err);
+            if (!status) status = gl_node_save(node, rstd_t, err);
+            if (!status && dense_w) status = gl_node_save(node, dense_w, err);
+        }
+    }
+    /* Only once the output stands: a failed call leaves the buffers untouched. */
+    if (!status && training && running_mean) {
+        double count = (double)(l.outer * l.inner);
+        update_running(running_mean, mean, momentum, 1.0);
+        update_running(running_var, var, momentum, count / (count - 1.0));
+    }
+    free(scratch);
+    gl_tensor_release(dense);
+    gl_tensor_release(dense_w);
+    gl_tensor_release(mean_t);
+    gl_tensor_release(rstd_t);
+    if (status) {
+        gl_tensor_release(*out);
+        *out = NULL;
+    }
+    return status;
+}
