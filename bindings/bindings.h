@@ -41,9 +41,10 @@ void l_tensor_register(lua_State *L);        /* first: creates the metatable */
 void l_tensor_math_register(lua_State *L);
 void l_autograd_register(lua_State *L);
 void l_nn_register(lua_State *L);
+void l_norm_register(lua_State *L);          /* gl.batch_norm, layer_norm, group_norm, rms_norm */
 void l_optim_register(lua_State *L);
-void l_norm_register(lua_State *L);
 void l_files_register(lua_State *L);
+void l_plot_register(lua_State *L);          /* gl.plot: figures as PNG */
 
 int luaopen_gradlab_core(lua_State *L);
 

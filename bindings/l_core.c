@@ -20,6 +20,14 @@ static int l_memory(lua_State *L)
     return 1;
 }
 
+/* gl.release_memory() → bytes returned: frees the engine's cache of freed buffers. */
+static int l_release_memory(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)gl_cached_bytes());
+    gl_release_cached_memory();
+    return 1;
+}
+
 int luaopen_gradlab_core(lua_State *L)
 {
     lua_newtable(L);
@@ -27,12 +35,15 @@ int luaopen_gradlab_core(lua_State *L)
     l_tensor_math_register(L);
     l_autograd_register(L);
     l_nn_register(L);
-    l_optim_register(L);
     l_norm_register(L);
+    l_optim_register(L);
     l_files_register(L);
+    l_plot_register(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_memory);
     lua_setfield(L, -2, "memory");
+    lua_pushcfunction(L, l_release_memory);
+    lua_setfield(L, -2, "release_memory");
     return 1;
 }
