@@ -8,9 +8,10 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "gradlab.h"
+#include "internal.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -31,6 +32,10 @@ static struct {
     char module_path[256];
     uint64_t allocated_bytes;
     uint64_t freed_bytes;
+    /* Freed large buffers kept for reuse (storage.c), newest last. */
+    struct { void *data; size_t bytes; } cache[GL_CACHE_ENTRIES];
+    int cache_count;
+    size_t cache_bytes;
 } context = { .threads = 0, .grad_enabled = true };
 
 static uint64_t splitmix64(uint64_t *state)
@@ -123,6 +128,46 @@ void gl_set_module_path(const char *path)
 const char *gl_module_path(void) { return context.module_path; }
 
 uint64_t gl_allocated_bytes_total(void) { return context.allocated_bytes; }
+
+void *gl_context_cache_take(size_t bytes)
+{
+    for (int i = context.cache_count - 1; i >= 0; i--) {
+        if (context.cache[i].bytes != bytes) continue;
+        void *data = context.cache[i].data;
+        context.cache[i] = context.cache[--context.cache_count];
+        context.cache_bytes -= bytes;
+        return data;
+    }
+    return NULL;
+}
+
+bool gl_context_cache_put(void *data, size_t bytes)
+{
+    if (bytes > GL_CACHE_MAX_BYTES) return false;
+    /* Make room by dropping the oldest entries: recent sizes are the ones a loop repeats. */
+    while (context.cache_count > 0 &&
+           (context.cache_count == GL_CACHE_ENTRIES || context.cache_bytes + bytes > GL_CACHE_MAX_BYTES)) {
+        free(context.cache[0].data);
+        context.cache_bytes -= context.cache[0].bytes;
+        memmove(&context.cache[0], &context.cache[1], sizeof context.cache[0] * (size_t)(context.cache_count - 1));
+        context.cache_count--;
+    }
+    context.cache[context.cache_count].data = data;
+    context.cache[context.cache_count].bytes = bytes;
+    context.cache_count++;
+    context.cache_bytes += bytes;
+    return true;
+}
+
+void gl_context_cache_clear(void)
+{
+    for (int i = 0; i < context.cache_count; i++) free(context.cache[i].data);
+    context.cache_count = 0;
+    context.cache_bytes = 0;
+}
+
+size_t gl_cached_bytes(void) { return context.cache_bytes; }
+void gl_release_cached_memory(void) { gl_context_cache_clear(); }
 void gl_context_note_allocation(uint64_t bytes) { context.allocated_bytes += bytes; }
 void gl_context_note_free(uint64_t bytes) { context.freed_bytes += bytes; }
 uint64_t gl_live_bytes(void) { return context.allocated_bytes - context.freed_bytes; }

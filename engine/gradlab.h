@@ -441,6 +441,10 @@ const char *gl_module_path(void);
 uint64_t gl_allocated_bytes_total(void);
 /* Bytes of tensor storage alive now. */
 uint64_t gl_live_bytes(void);
+/* Freed buffers the engine keeps for reuse (bytes), and a way to return them
+ * to the system. */
+size_t gl_cached_bytes(void);
+void gl_release_cached_memory(void);
 
 /* ------------------------------------------------------------------- files */
 

@@ -34,6 +34,13 @@ typedef struct gl_counter {
     int64_t index[GL_MAX_DIMS];
 } gl_counter;
 
+/* The cache of freed large buffers (context.c, used by storage.c). */
+enum { GL_CACHE_ENTRIES = 64 };
+#define GL_CACHE_MAX_BYTES ((size_t)512 << 20)
+void *gl_context_cache_take(size_t bytes);          /* NULL when none of that size */
+bool gl_context_cache_put(void *data, size_t bytes); /* false: caller frees */
+void gl_context_cache_clear(void);
+
 /* Counts bytes for gl_allocated_bytes_total (context.c). */
 void gl_context_note_allocation(uint64_t bytes);
 void gl_context_note_free(uint64_t bytes);

@@ -88,7 +88,8 @@ gl_status gl_shape_check(const char *op, int ndim, const int64_t *shape, int64_t
                                 gl_shape_format(ndim, shape, buffer, sizeof buffer));
         if (!overflow && __builtin_mul_overflow(n, shape[d], &n)) overflow = true;
     }
-    if (overflow || n > gl_storage_max_numel())
+    /* Physical memory is asked (a system call) only for requests that could exceed it. */
+    if (overflow || (n > (INT64_C(1) << 26) && n > gl_storage_max_numel()))
         return gl_error_set(err, GL_ENOMEM, 1,
                             "%s: cannot allocate a tensor of shape %s: more elements than this machine's memory holds",
                             op, gl_shape_format(ndim, shape, buffer, sizeof buffer));
