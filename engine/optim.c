@@ -46,15 +46,20 @@ gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momen
     const float *restrict g = gl_tensor_data(grad);
     float *restrict b = o->momentum != 0 ? gl_tensor_data(momentum_buffer) : NULL;
     int64_t n = gl_tensor_numel(param);
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i];
-        if (o->weight_decay != 0) d += o->weight_decay * p[i];
-        if (o->l1 != 0) d += o->l1 * sign_of(p[i]);
-        if (b) {
-            b[i] = step == 1 ? d : o->momentum * b[i] + (1.0f - o->dampening) * d;
-            d = o->nesterov ? d + o->momentum * b[i] : b[i];
+    /* Hyper-parameters in locals: the compiler cannot prove the float stores
+     * below leave *o alone, and would reload them every element. */
+    const float lr = o->lr, momentum = o->momentum, dampening = o->dampening;
+    const float weight_decay = o->weight_decay, l1 = o->l1;
+    const bool nesterov = o->nesterov, first = step == 1;
+    if (!b) {
+        for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + weight_decay * p[i] + l1 * sign_of(p[i]));
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
+            b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
+            d = nesterov ? d + momentum * b[i] : b[i];
+            p[i] -= lr * d;
         }
-        p[i] -= o->lr * d;
     }
     param->storage->version++;
     if (b) momentum_buffer->storage->version++;
@@ -83,15 +88,26 @@ gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_
     float correction2_sqrt = (float)sqrt(correction2);
     float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
     float l2 = o->decoupled ? 0.0f : o->weight_decay;
-    float b1 = o->beta1, b2 = o->beta2;
-    for (int64_t i = 0; i < n; i++) {
-        float pi = p[i] * decay;
-        float d = g[i] + l2 * pi + o->l1 * sign_of(pi);
-        m[i] = b1 * m[i] + (1.0f - b1) * d;
-        v[i] = b2 * v[i] + (1.0f - b2) * d * d;
-        float second = v[i];
-        if (vmax) second = vmax[i] = fmaxf(vmax[i], v[i]);
-        p[i] = pi - step_size * (m[i] / (sqrtf(second) / correction2_sqrt + o->eps));
+    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, l1 = o->l1;
+    if (!vmax) {
+        for (int64_t i = 0; i < n; i++) {
+            float pi = p[i] * decay;
+            float d = g[i] + l2 * pi + l1 * sign_of(pi);
+            float mi = b1 * m[i] + (1.0f - b1) * d;
+            float vi = b2 * v[i] + (1.0f - b2) * d * d;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float pi = p[i] * decay;
+            float d = g[i] + l2 * pi + l1 * sign_of(pi);
+            m[i] = b1 * m[i] + (1.0f - b1) * d;
+            v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+            vmax[i] = fmaxf(vmax[i], v[i]);
+            p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
+        }
     }
     param->storage->version++;
     exp_avg->storage->version++;
@@ -115,21 +131,22 @@ gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     float *restrict b = o->momentum > 0 ? gl_tensor_data(momentum_buffer) : NULL;
     float *restrict a = o->centered ? gl_tensor_data(grad_avg) : NULL;
     int64_t n = gl_tensor_numel(param);
-    float alpha = o->alpha;
+    const float alpha = o->alpha, weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
+    const float lr = o->lr, momentum = o->momentum;
     for (int64_t i = 0; i < n; i++) {
-        float d = g[i] + o->weight_decay * p[i] + o->l1 * sign_of(p[i]);
+        float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
         v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
         float variance = v[i];
         if (a) {
             a[i] = alpha * a[i] + (1.0f - alpha) * d;
             variance = v[i] - a[i] * a[i];
         }
-        float denominator = sqrtf(variance) + o->eps;
+        float denominator = sqrtf(variance) + eps;
         if (b) {
-            b[i] = o->momentum * b[i] + d / denominator;
-            p[i] -= o->lr * b[i];
+            b[i] = momentum * b[i] + d / denominator;
+            p[i] -= lr * b[i];
         } else {
-            p[i] -= o->lr * (d / denominator);
+            p[i] -= lr * (d / denominator);
         }
     }
     param->storage->version++;
@@ -148,10 +165,11 @@ gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     float *restrict s = gl_tensor_data(sum);
     int64_t n = gl_tensor_numel(param);
     float clr = (float)((double)o->lr / (1.0 + (double)(step - 1) * o->lr_decay));
+    const float weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
     for (int64_t i = 0; i < n; i++) {
-        float d = g[i] + o->weight_decay * p[i] + o->l1 * sign_of(p[i]);
+        float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
         s[i] += d * d;
-        p[i] -= clr * (d / (sqrtf(s[i]) + o->eps));
+        p[i] -= clr * (d / (sqrtf(s[i]) + eps));
     }
     param->storage->version++;
     sum->storage->version++;
