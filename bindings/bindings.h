@@ -41,7 +41,11 @@ void l_tensor_register(lua_State *L);        /* first: creates the metatable */
 void l_tensor_math_register(lua_State *L);
 void l_autograd_register(lua_State *L);
 void l_nn_register(lua_State *L);
-void l_norm_register(lua_State *L);          /* gl.batch_norm, layer_norm, group_norm, rms_norm */
+void l_norm_register(lua_State *L);
+void l_conv_register(lua_State *L);
+void l_rnn_register(lua_State *L);
+void l_attention_register(lua_State *L);
+void l_graph_register(lua_State *L);          /* gl.batch_norm, layer_norm, group_norm, rms_norm */
 void l_optim_register(lua_State *L);
 void l_files_register(lua_State *L);
 void l_plot_register(lua_State *L);          /* gl.plot: figures as PNG */

@@ -36,6 +36,10 @@ int luaopen_gradlab_core(lua_State *L)
     l_autograd_register(L);
     l_nn_register(L);
     l_norm_register(L);
+    l_conv_register(L);
+    l_rnn_register(L);
+    l_attention_register(L);
+    l_graph_register(L);
     l_optim_register(L);
     l_files_register(L);
     l_plot_register(L);

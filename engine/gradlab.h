@@ -334,6 +334,18 @@ gl_status gl_group_norm(const gl_tensor *x, int64_t groups, const gl_tensor *wei
 gl_status gl_rms_norm(const gl_tensor *x, int normalized_ndim, const int64_t *normalized_shape,
                       const gl_tensor *weight, double eps, gl_tensor **out, gl_error *err);
 
+/* ------------------------------------------------------------ convolution */
+/* (conv.c, pool.c) */
+
+/* -------------------------------------------------------------- recurrent */
+/* (rnn.c) */
+
+/* ---------------------------------------------------- embedding, attention */
+/* (embedding.c, attention.c) */
+
+/* ------------------------------------------------------------------ graph */
+/* (graph.c) */
+
 /* ---------------------------------------------------------------- losses */
 
 typedef enum gl_reduction { GL_REDUCTION_MEAN, GL_REDUCTION_SUM, GL_REDUCTION_NONE } gl_reduction;
