@@ -47,6 +47,7 @@ void l_rnn_register(lua_State *L);
 void l_attention_register(lua_State *L);
 void l_graph_register(lua_State *L);          /* gl.batch_norm, layer_norm, group_norm, rms_norm */
 void l_optim_register(lua_State *L);
+void l_monitor_register(lua_State *L);
 void l_files_register(lua_State *L);
 void l_plot_register(lua_State *L);          /* gl.plot: figures as PNG */
 

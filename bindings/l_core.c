@@ -41,6 +41,7 @@ int luaopen_gradlab_core(lua_State *L)
     l_attention_register(L);
     l_graph_register(L);
     l_optim_register(L);
+    l_monitor_register(L);
     l_files_register(L);
     l_plot_register(L);
     lua_pushcfunction(L, l_clock);

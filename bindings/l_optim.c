@@ -1,9 +1,10 @@
 /*
  * l_optim.c — the optimizers' fused kernels for Lua (gradlab.optim wires them),
- * and t:stats(), the one-pass statistics clipping and the monitor use.
  *
- * Kernels take (param, grad, state tensors..., step, group) where group is the
- * parameter group's table of hyper-parameters.
+ * Kernels take (param, grad, state tensors..., step, group [, norms]) where
+ * group is the parameter group's table of hyper-parameters.  With `norms`
+ * true they return ‖Δp‖ and ‖p‖ (before the step), computed in the same pass,
+ * for the monitor's update ratio.
  */
 #include <math.h>
 
@@ -25,6 +26,15 @@ static bool field_boolean(lua_State *L, int table, const char *name)
     return value;
 }
 
+/* Pushes ‖Δp‖, ‖p‖ when the caller asked for them; returns the result count. */
+static int push_norms(lua_State *L, const gl_update_norms *norms)
+{
+    if (!norms) return 0;
+    lua_pushnumber(L, sqrt(norms->update_squares));
+    lua_pushnumber(L, sqrt(norms->param_squares));
+    return 2;
+}
+
 static gl_tensor *optional_tensor(lua_State *L, int index)
 {
     return lua_isnoneornil(L, index) ? NULL : l_tensor_check(L, index);
@@ -42,8 +52,9 @@ static int l_sgd(lua_State *L)
         .dampening = field_number(L, 5, "dampening", 0), .weight_decay = field_number(L, 5, "weight_decay", 0),
         .l1 = field_number(L, 5, "l1", 0), .nesterov = field_boolean(L, 5, "nesterov"),
     };
-    if (gl_optim_sgd(p, g, b, step, &o, &err)) return l_error_raise(L, &err);
-    return 0;
+    gl_update_norms norms, *want = lua_toboolean(L, 6) ? &norms : NULL;
+    if (gl_optim_sgd(p, g, b, step, &o, want, &err)) return l_error_raise(L, &err);
+    return push_norms(L, want);
 }
 
 /* _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq|nil, step, group, decoupled) */
@@ -70,8 +81,9 @@ static int l_adam(lua_State *L)
         .l1 = field_number(L, 7, "l1", 0), .decoupled = lua_toboolean(L, 8),
         .amsgrad = field_boolean(L, 7, "amsgrad"),
     };
-    if (gl_optim_adam(p, g, m, v, vmax, step, &o, &err)) return l_error_raise(L, &err);
-    return 0;
+    gl_update_norms norms, *want = lua_toboolean(L, 9) ? &norms : NULL;
+    if (gl_optim_adam(p, g, m, v, vmax, step, &o, want, &err)) return l_error_raise(L, &err);
+    return push_norms(L, want);
 }
 
 /* _rmsprop(param, grad, square_avg, momentum_buffer|nil, grad_avg|nil, step, group) */
@@ -88,8 +100,9 @@ static int l_rmsprop(lua_State *L)
         .momentum = field_number(L, 7, "momentum", 0), .l1 = field_number(L, 7, "l1", 0),
         .centered = field_boolean(L, 7, "centered"),
     };
-    if (gl_optim_rmsprop(p, g, v, b, a, step, &o, &err)) return l_error_raise(L, &err);
-    return 0;
+    gl_update_norms norms, *want = lua_toboolean(L, 8) ? &norms : NULL;
+    if (gl_optim_rmsprop(p, g, v, b, a, step, &o, want, &err)) return l_error_raise(L, &err);
+    return push_norms(L, want);
 }
 
 /* _adagrad(param, grad, sum, step, group) */
@@ -104,35 +117,9 @@ static int l_adagrad(lua_State *L)
         .eps = field_number(L, 5, "eps", 1e-10f), .weight_decay = field_number(L, 5, "weight_decay", 0),
         .l1 = field_number(L, 5, "l1", 0),
     };
-    if (gl_optim_adagrad(p, g, s, step, &o, &err)) return l_error_raise(L, &err);
-    return 0;
-}
-
-/* t:stats() → {sum, sum_squares, norm, mean, max_abs, count, nonfinite, zeros}; non-finite
- * values are counted and left out of the sums. */
-static int l_stats(lua_State *L)
-{
-    gl_tensor *t = l_tensor_check(L, 1);
-    gl_tensor_stats s;
-    gl_tensor_statistics(t, &s);
-    lua_createtable(L, 0, 8);
-    lua_pushnumber(L, s.sum);
-    lua_setfield(L, -2, "sum");
-    lua_pushnumber(L, s.sum_squares);
-    lua_setfield(L, -2, "sum_squares");
-    lua_pushnumber(L, sqrt(s.sum_squares));
-    lua_setfield(L, -2, "norm");
-    lua_pushnumber(L, s.count > s.nonfinite ? s.sum / (double)(s.count - s.nonfinite) : 0.0 / 0.0);
-    lua_setfield(L, -2, "mean");
-    lua_pushnumber(L, s.max_abs);
-    lua_setfield(L, -2, "max_abs");
-    lua_pushinteger(L, s.count);
-    lua_setfield(L, -2, "count");
-    lua_pushinteger(L, s.nonfinite);
-    lua_setfield(L, -2, "nonfinite");
-    lua_pushinteger(L, s.zeros);
-    lua_setfield(L, -2, "zeros");
-    return 1;
+    gl_update_norms norms, *want = lua_toboolean(L, 6) ? &norms : NULL;
+    if (gl_optim_adagrad(p, g, s, step, &o, want, &err)) return l_error_raise(L, &err);
+    return push_norms(L, want);
 }
 
 static const luaL_Reg functions[] = {
@@ -144,8 +131,4 @@ static const luaL_Reg functions[] = {
 void l_optim_register(lua_State *L)
 {
     luaL_setfuncs(L, functions, 0);
-    l_tensor_push_methods(L);
-    lua_pushcfunction(L, l_stats);
-    lua_setfield(L, -2, "stats");
-    lua_pop(L, 1);
 }

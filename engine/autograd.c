@@ -316,6 +316,10 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
             status = accumulate(&n->retained->grad, g, false, err);
             if (status) break;
         }
+        if (n->watch) {
+            gl_tensor_statistics(g, -INFINITY, INFINITY, &n->watch_stats);
+            n->watch_seen = true;
+        }
         gl_tensor **grads = n->ninputs <= 8 ? grads_local : calloc((size_t)n->ninputs, sizeof *grads);
         if (!grads) {
             status = gl_error_set(err, GL_ENOMEM, 0, "backward: out of memory");

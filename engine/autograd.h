@@ -40,6 +40,9 @@ struct gl_node {
     gl_tensor *retained;           /* weak: the output, when it asked retain_grad */
     char *module_path;             /* owned copy of the path current at record time */
     bool freed;                    /* saved tensors dropped by a backward */
+    bool watch;                    /* take statistics of the gradient passing (monitor.c) */
+    bool watch_seen;
+    gl_tensor_stats watch_stats;
     /* Scratch of one backward pass. */
     bool visited;
     int pending;

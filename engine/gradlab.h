@@ -389,27 +389,46 @@ typedef struct gl_adagrad_options {
     float lr, lr_decay, eps, weight_decay, l1;
 } gl_adagrad_options;
 
+/* Update norms an optimizer kernel can report: sum over elements of
+ * (p_new - p_old)^2 and of p_old^2, in double.  Pass NULL when not needed. */
+typedef struct gl_update_norms {
+    double update_squares, param_squares;
+} gl_update_norms;
+
 /* momentum_buffer may be NULL when momentum == 0. */
 gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
-                       int64_t step, const gl_sgd_options *options, gl_error *err);
+                       int64_t step, const gl_sgd_options *options, gl_update_norms *norms,
+                       gl_error *err);
 /* max_exp_avg_sq only with amsgrad. */
 gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
                         gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
-                        const gl_adam_options *options, gl_error *err);
+                        const gl_adam_options *options, gl_update_norms *norms, gl_error *err);
 /* momentum_buffer with momentum > 0, grad_avg when centered; else NULL. */
 gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
                            gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
-                           const gl_rmsprop_options *options, gl_error *err);
+                           const gl_rmsprop_options *options, gl_update_norms *norms,
+                           gl_error *err);
 gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
-                           const gl_adagrad_options *options, gl_error *err);
+                           const gl_adagrad_options *options, gl_update_norms *norms,
+                           gl_error *err);
 
-/* Sum of squares (double) and max |x| of a tensor, and whether all are finite:
- * one pass, for clipping, GradScaler and the monitor. */
+/* ----------------------------------------------------------------- monitor */
+/* One-pass statistics for clipping, loss scaling and the gradient monitor
+ * (monitor.c).  Non-finite values are counted and left out of the sums;
+ * `saturated` counts finite values below `low` or above `high` (pass
+ * -INFINITY, INFINITY for none). */
 typedef struct gl_tensor_stats {
     double sum, sum_squares, max_abs;
-    int64_t count, nonfinite, zeros;
+    int64_t count, nonfinite, zeros, saturated;
 } gl_tensor_stats;
-void gl_tensor_statistics(const gl_tensor *t, gl_tensor_stats *stats);
+void gl_tensor_statistics(const gl_tensor *t, float low, float high, gl_tensor_stats *stats);
+
+/* Asks backward to take the statistics of the gradient reaching t (an op's
+ * output) as it passes: the backward signal, without keeping the gradient. */
+gl_status gl_tensor_watch_grad(gl_tensor *t, gl_error *err);
+/* Fills stats and returns true once a backward has passed t's node. */
+bool gl_tensor_watched_grad(const gl_tensor *t, gl_tensor_stats *stats);
+
 
 /* ---------------------------------------------------------------- autograd */
 /*

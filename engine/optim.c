@@ -36,8 +36,17 @@ static gl_status check_pair(const char *name, const gl_tensor *param, const gl_t
 
 static inline float sign_of(float x) { return (float)((x > 0) - (x < 0)); }
 
+/* Adds one element's update to the norms a monitor asked for.  The loops test
+ * `norms` inside; -O3 unswitches them, so the unmonitored path stays vectorized. */
+#define ACCUMULATE_UPDATE(old, new)                                     \
+    do {                                                                \
+        double delta_ = (double)(new) - (double)(old);                  \
+        update_squares += delta_ * delta_;                              \
+        param_squares += (double)(old) * (double)(old);                 \
+    } while (0)
+
 gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
-                       int64_t step, const gl_sgd_options *o, gl_error *err)
+                       int64_t step, const gl_sgd_options *o, gl_update_norms *norms, gl_error *err)
 {
     gl_status status = check_pair("SGD", param, grad, "gradient", err);
     if (!status && o->momentum != 0) status = check_pair("SGD", param, momentum_buffer, "momentum buffer", err);
@@ -51,16 +60,24 @@ gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momen
     const float lr = o->lr, momentum = o->momentum, dampening = o->dampening;
     const float weight_decay = o->weight_decay, l1 = o->l1;
     const bool nesterov = o->nesterov, first = step == 1;
+    double update_squares = 0, param_squares = 0;
     if (!b) {
-        for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + weight_decay * p[i] + l1 * sign_of(p[i]));
+        for (int64_t i = 0; i < n; i++) {
+            float old = p[i];
+            p[i] = old - lr * (g[i] + weight_decay * old + l1 * sign_of(old));
+            if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        }
     } else {
         for (int64_t i = 0; i < n; i++) {
-            float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
+            float old = p[i];
+            float d = g[i] + weight_decay * old + l1 * sign_of(old);
             b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
             d = nesterov ? d + momentum * b[i] : b[i];
-            p[i] -= lr * d;
+            p[i] = old - lr * d;
+            if (norms) ACCUMULATE_UPDATE(old, p[i]);
         }
     }
+    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
     param->storage->version++;
     if (b) momentum_buffer->storage->version++;
     return GL_OK;
@@ -68,7 +85,7 @@ gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momen
 
 gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
                         gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
-                        const gl_adam_options *o, gl_error *err)
+                        const gl_adam_options *o, gl_update_norms *norms, gl_error *err)
 {
     const char *name = o->decoupled ? "AdamW" : "Adam";
     gl_status status = check_pair(name, param, grad, "gradient", err);
@@ -89,26 +106,32 @@ gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_
     float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
     float l2 = o->decoupled ? 0.0f : o->weight_decay;
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, l1 = o->l1;
+    double update_squares = 0, param_squares = 0;
     if (!vmax) {
         for (int64_t i = 0; i < n; i++) {
-            float pi = p[i] * decay;
+            float old = p[i];
+            float pi = old * decay;
             float d = g[i] + l2 * pi + l1 * sign_of(pi);
             float mi = b1 * m[i] + (1.0f - b1) * d;
             float vi = b2 * v[i] + (1.0f - b2) * d * d;
             m[i] = mi;
             v[i] = vi;
             p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
+            if (norms) ACCUMULATE_UPDATE(old, p[i]);
         }
     } else {
         for (int64_t i = 0; i < n; i++) {
-            float pi = p[i] * decay;
+            float old = p[i];
+            float pi = old * decay;
             float d = g[i] + l2 * pi + l1 * sign_of(pi);
             m[i] = b1 * m[i] + (1.0f - b1) * d;
             v[i] = b2 * v[i] + (1.0f - b2) * d * d;
             vmax[i] = fmaxf(vmax[i], v[i]);
             p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
+            if (norms) ACCUMULATE_UPDATE(old, p[i]);
         }
     }
+    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
     param->storage->version++;
     exp_avg->storage->version++;
     exp_avg_sq->storage->version++;
@@ -117,7 +140,7 @@ gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_
 
 gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
                            gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
-                           const gl_rmsprop_options *o, gl_error *err)
+                           const gl_rmsprop_options *o, gl_update_norms *norms, gl_error *err)
 {
     gl_status status = check_pair("RMSprop", param, grad, "gradient", err);
     if (!status) status = check_pair("RMSprop", param, square_avg, "square_avg", err);
@@ -133,8 +156,10 @@ gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     int64_t n = gl_tensor_numel(param);
     const float alpha = o->alpha, weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
     const float lr = o->lr, momentum = o->momentum;
+    double update_squares = 0, param_squares = 0;
     for (int64_t i = 0; i < n; i++) {
-        float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
+        float old = p[i];
+        float d = g[i] + weight_decay * old + l1 * sign_of(old);
         v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
         float variance = v[i];
         if (a) {
@@ -144,18 +169,20 @@ gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
         float denominator = sqrtf(variance) + eps;
         if (b) {
             b[i] = momentum * b[i] + d / denominator;
-            p[i] -= lr * b[i];
+            p[i] = old - lr * b[i];
         } else {
-            p[i] -= lr * (d / denominator);
+            p[i] = old - lr * (d / denominator);
         }
+        if (norms) ACCUMULATE_UPDATE(old, p[i]);
     }
+    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
     param->storage->version++;
     square_avg->storage->version++;
     return GL_OK;
 }
 
 gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
-                           const gl_adagrad_options *o, gl_error *err)
+                           const gl_adagrad_options *o, gl_update_norms *norms, gl_error *err)
 {
     gl_status status = check_pair("Adagrad", param, grad, "gradient", err);
     if (!status) status = check_pair("Adagrad", param, sum, "sum", err);
@@ -166,49 +193,16 @@ gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     int64_t n = gl_tensor_numel(param);
     float clr = (float)((double)o->lr / (1.0 + (double)(step - 1) * o->lr_decay));
     const float weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
+    double update_squares = 0, param_squares = 0;
     for (int64_t i = 0; i < n; i++) {
-        float d = g[i] + weight_decay * p[i] + l1 * sign_of(p[i]);
+        float old = p[i];
+        float d = g[i] + weight_decay * old + l1 * sign_of(old);
         s[i] += d * d;
-        p[i] -= clr * (d / (sqrtf(s[i]) + eps));
+        p[i] = old - clr * (d / (sqrtf(s[i]) + eps));
+        if (norms) ACCUMULATE_UPDATE(old, p[i]);
     }
+    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
     param->storage->version++;
     sum->storage->version++;
     return GL_OK;
-}
-
-void gl_tensor_statistics(const gl_tensor *t, gl_tensor_stats *stats)
-{
-    *stats = (gl_tensor_stats){0};
-    int64_t n = gl_tensor_numel(t);
-    stats->count = n;
-    gl_tensor *dense = NULL;
-    const float *x;
-    if (gl_tensor_is_contiguous(t)) {
-        x = gl_tensor_data(t);
-    } else {
-        gl_error err;
-        if (gl_tensor_empty(t->ndim, t->shape, &dense, &err)) return;
-        gl_tensor_gather_to(t, gl_tensor_data(dense));
-        x = gl_tensor_data(dense);
-    }
-    double sum = 0, squares = 0, top = 0;
-    int64_t bad = 0, zeros = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!isfinite(v)) {
-            bad++;
-            continue;
-        }
-        double d = v;
-        sum += d;
-        squares += d * d;
-        if (fabs(d) > top) top = fabs(d);
-        zeros += v == 0.0f;
-    }
-    stats->sum = sum;
-    stats->sum_squares = squares;
-    stats->max_abs = top;
-    stats->nonfinite = bad;
-    stats->zeros = zeros;
-    gl_tensor_release(dense);
 }
