@@ -245,12 +245,12 @@ static gl_plot_style read_style(l_parse *P, int table, const char *what)
     static const struct { const char *name; gl_plot_style style; } names[] = {
         {"solid", GL_PLOT_SOLID},   {"-", GL_PLOT_SOLID},    {"dashed", GL_PLOT_DASHED},
         {"--", GL_PLOT_DASHED},     {"dotted", GL_PLOT_DOTTED}, {":", GL_PLOT_DOTTED},
-        {"dashdot", GL_PLOT_DASHDOT}, {"-.", GL_PLOT_DASHDOT}};
+        {"dashdot", GL_PLOT_DASHDOT}, {"-.", GL_PLOT_DASHDOT}, {"none", GL_PLOT_NO_LINE}};
     const char *s = opt_string(P, table, "style", what);
     if (!s) return GL_PLOT_STYLE_AUTO;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(names[i].name, s) == 0) return names[i].style;
-    l_parse_error(P, "%sstyle must be 'solid', 'dashed', 'dotted' or 'dashdot', got '%s'", what, s);
+    l_parse_error(P, "%sstyle must be 'solid', 'dashed', 'dotted', 'dashdot' or 'none', got '%s'", what, s);
     return GL_PLOT_STYLE_AUTO;
 }
 
@@ -281,7 +281,8 @@ static const char *const lines_fields[] = {"path", "kind", "title", "xlabel", "y
                                            "logy", "width", "height", "series", "markers",
                                            "legend", NULL};
 static const char *const heatmap_fields[] = {"path", "kind", "title", "xlabel", "ylabel", "rows",
-                                             "values", "log", "colorbar", "width", "height", NULL};
+                                             "values", "log", "colorbar", "marks", "width", "height",
+                                             NULL};
 static const char *const histogram_fields[] = {"path", "kind", "title", "xlabel", "ylabel",
                                                "series", "bins", "logx", "logy", "multiples",
                                                "width", "height", NULL};
@@ -384,6 +385,27 @@ static void parse_heatmap(l_parse *P, int table, gl_plot_panel *panel)
     lua_pop(L, 1);
     h->linear = !opt_bool(P, table, "log", true);
     h->no_colorbar = !opt_bool(P, table, "colorbar", true);
+    /* marks = {column, ...}: 1-based columns to mark along the top edge. */
+    type = lua_getfield(L, table, "marks");
+    if (type == LUA_TTABLE) {
+        int list = lua_gettop(L);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+        if (n > 10000000) l_parse_error(P, "marks has %lld entries; at most 10000000", (long long)n);
+        int64_t *marks = keep_alloc(P, (size_t)n * sizeof *marks);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_rawgeti(L, list, i + 1);
+            int isnum;
+            lua_Integer c = lua_tointegerx(L, -1, &isnum);
+            if (!isnum) l_parse_error(P, "marks[%lld] must be a column number", (long long)i + 1);
+            marks[i] = c - 1;
+            lua_pop(L, 1);
+        }
+        h->nmarks = n;
+        h->marks = marks;
+    } else if (type != LUA_TNIL) {
+        l_parse_error(P, "marks must be a list of column numbers, got %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
 }
 
 static void parse_histogram(l_parse *P, int table, gl_plot_panel *panel)

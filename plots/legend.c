@@ -205,8 +205,10 @@ static void draw_handle(plot_ctx *ctx, const legend *lg, const legend_entry *e, 
     float xy[4] = {x, cy, x + length, cy};
     dash_pattern dash = style_dashes(e->style);
     float phase = 0;
-    mask_polyline(&m, xy, 2, width, &dash, &phase);
-    mask_composite(&m, ctx->canvas, e->color, 1.0f);
+    if (e->style != GL_PLOT_NO_LINE) {
+        mask_polyline(&m, xy, 2, width, &dash, &phase);
+        mask_composite(&m, ctx->canvas, e->color, 1.0f);
+    }
     mask_free(&m);
     if (e->marker != GL_PLOT_MARKER_NONE)
         marker_draw(ctx, ctx->clip, e->marker, x + length * 0.5f, cy,

@@ -116,7 +116,8 @@ static inline double gl_plot_matrix_get(const gl_plot_matrix *m, int64_t i, int6
 
 typedef enum gl_plot_style {
     GL_PLOT_STYLE_AUTO = 0,   /* solid for the first 10 series, then cycles */
-    GL_PLOT_SOLID, GL_PLOT_DASHED, GL_PLOT_DOTTED, GL_PLOT_DASHDOT
+    GL_PLOT_SOLID, GL_PLOT_DASHED, GL_PLOT_DOTTED, GL_PLOT_DASHDOT,
+    GL_PLOT_NO_LINE           /* markers only (e.g. events on a curve) */
 } gl_plot_style;
 
 typedef enum gl_plot_marker {
@@ -148,6 +149,8 @@ typedef struct gl_plot_heatmap {
     const char *const *row_labels;
     bool linear;              /* linear colour scale; by default log10, skipping values <= 0 */
     bool no_colorbar;
+    int64_t nmarks;           /* columns (0-based) marked by a red cross along the top edge, */
+    const int64_t *marks;     /* e.g. the steps where gradients were clipped */
 } gl_plot_heatmap;
 
 typedef struct gl_plot_hist_series {

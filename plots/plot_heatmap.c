@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "axes.h"
+#include "legend.h"
 #include "palette.h"
 
 #define COLOR_BAD 0xd0d0d0U     /* cells with no drawable value; viridis has no grey */
@@ -153,6 +154,14 @@ void plot_heatmap_draw(plot_ctx *ctx, const gl_plot_panel *panel, box area)
             }
             canvas_blend(ctx->canvas, i, j, color, 1.0f);
         }
+    }
+    /* Marked columns: a cross in the top row's band, centred on the column. */
+    float mark_size = fminf(ctx_px(ctx, 7), fh / (float)(2 * rows + 2));
+    for (int64_t k = 0; k < h->nmarks; k++) {
+        int64_t c = h->marks[k];
+        if (c < 0 || c >= cols) continue;
+        float x = a.frame.x0 + ((float)c + 0.5f) * fw / (float)cols;
+        marker_draw(ctx, clip, GL_PLOT_CROSS, x, a.frame.y0 + mark_size, mark_size, GL_PLOT_RGB(0xd62728));
     }
     axes_draw_frame(ctx, &a, &spec, area);
 

@@ -213,7 +213,7 @@ void plot_lines_draw(plot_ctx *ctx, const gl_plot_panel *panel, box area)
                 run++;
                 continue;
             }
-            if (run > 1) {
+            if (run > 1 && looks[k].style != GL_PLOT_NO_LINE) {
                 const float *line = pts + 2 * (i - run);
                 int64_t kept = decimate_m4(line, run, thinned);
                 if (kept > 0)
@@ -231,7 +231,7 @@ void plot_lines_draw(plot_ctx *ctx, const gl_plot_panel *panel, box area)
             bool alone = (i == 0 || isnan(pts[2 * i - 2])) &&
                          (i + 1 == counts[k] || isnan(pts[2 * i + 2]));
             gl_plot_marker m = looks[k].marker;
-            if (m == GL_PLOT_MARKER_NONE && alone) m = GL_PLOT_CIRCLE;
+            if (m == GL_PLOT_MARKER_NONE && (alone || looks[k].style == GL_PLOT_NO_LINE)) m = GL_PLOT_CIRCLE;
             if (m != GL_PLOT_MARKER_NONE)
                 marker_draw(ctx, clip, m, pts[2 * i], pts[2 * i + 1], marker_size, looks[k].color);
         }

@@ -26,5 +26,6 @@ require("gradlab.nn_attention")(gl, gl.nn)
 require("gradlab.nn_graph")(gl, gl.nn)
 gl.optim = require("gradlab.optim")(gl)
 gl.amp = require("gradlab.amp")(gl)
+gl.Monitor = require("gradlab.monitor")(gl)
 
 return gl

@@ -134,9 +134,10 @@ return function(gl)
     for _, g in ipairs(self.param_groups) do for _, p in ipairs(g.params) do p.grad = nil end end
   end
 
-  -- Parameters without a gradient are skipped, as PyTorch does.
+  -- Parameters without a gradient are skipped, as PyTorch does.  A parameter a
+  -- monitor watches gets ‖Δp‖ and ‖p‖ from the same kernel pass.
   function Optimizer:step()
-    local states = self._state
+    local states, listeners = self._state, gl._update_listeners
     for _, group in ipairs(self.param_groups) do
       for _, p in ipairs(group.params) do
         local g = p.grad
@@ -144,7 +145,9 @@ return function(gl)
           local state = states[p]
           if not state then state = { step = 0 }; states[p] = state end
           state.step = state.step + 1
-          self:update(group, p, g:contiguous(), state)
+          local listener = listeners and listeners[p]
+          local update_norm, param_norm = self:update(group, p, g:contiguous(), state, listener ~= nil)
+          if listener and update_norm then listener:_note_update(p, update_norm, param_norm) end
         end
       end
     end
@@ -217,9 +220,9 @@ return function(gl)
         error(name .. ": nesterov needs momentum > 0 and dampening = 0", 4)
       end
     end,
-    function(_, group, p, g, state)
+    function(_, group, p, g, state, norms)
       if group.momentum ~= 0 and not state.momentum_buffer then state.momentum_buffer = zeros_like(p) end
-      gl._optim_sgd(p, g, state.momentum_buffer, state.step, group)
+      return gl._optim_sgd(p, g, state.momentum_buffer, state.step, group, norms)
     end)
 
   local function adam_validate(name, g, check)
@@ -232,12 +235,13 @@ return function(gl)
   end
 
   local function adam_update(decoupled)
-    return function(_, group, p, g, state)
+    return function(_, group, p, g, state, norms)
       if not state.exp_avg then
         state.exp_avg, state.exp_avg_sq = zeros_like(p), zeros_like(p)
         if group.amsgrad then state.max_exp_avg_sq = zeros_like(p) end
       end
-      gl._optim_adam(p, g, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step, group, decoupled)
+      return gl._optim_adam(p, g, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step, group,
+                            decoupled, norms)
     end
   end
 
@@ -252,13 +256,13 @@ return function(gl)
       check(name, g, "eps", 0, math.huge, true)
       check(name, g, "momentum", 0, math.huge, true)
     end,
-    function(_, group, p, g, state)
+    function(_, group, p, g, state, norms)
       if not state.square_avg then
         state.square_avg = zeros_like(p)
         if group.momentum > 0 then state.momentum_buffer = zeros_like(p) end
         if group.centered then state.grad_avg = zeros_like(p) end
       end
-      gl._optim_rmsprop(p, g, state.square_avg, state.momentum_buffer, state.grad_avg, state.step, group)
+      return gl._optim_rmsprop(p, g, state.square_avg, state.momentum_buffer, state.grad_avg, state.step, group, norms)
     end)
 
   class("Adagrad", { lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0, eps = 1e-10, l1 = 0 },
@@ -267,9 +271,9 @@ return function(gl)
       check(name, g, "eps", 0, math.huge, true)
       check(name, g, "initial_accumulator_value", 0, math.huge, true)
     end,
-    function(_, group, p, g, state)
+    function(_, group, p, g, state, norms)
       if not state.sum then state.sum = gl.full(p:shape(), group.initial_accumulator_value) end
-      gl._optim_adagrad(p, g, state.sum, state.step, group)
+      return gl._optim_adagrad(p, g, state.sum, state.step, group, norms)
     end)
 
   -- Clipping ----------------------------------------------------------------
@@ -306,11 +310,18 @@ return function(gl)
       end
     end
     if norm_type == 2 then total = math.sqrt(total) end
-    if nonfinite then return math.huge end
-    local coefficient = max_norm / (total + 1e-6)
-    if coefficient < 1 then
-      for _, p in ipairs(params) do if p.grad then p.grad:mul_(coefficient) end end
+    local post = total
+    if nonfinite then
+      total, post = math.huge, math.huge
+    else
+      local coefficient = max_norm / (total + 1e-6)
+      if coefficient < 1 then
+        for _, p in ipairs(params) do if p.grad then p.grad:mul_(coefficient) end end
+        post = total * coefficient
+      end
     end
+    -- Monitors watching these parameters record the norm before and after.
+    for monitor in pairs(gl._monitors or {}) do monitor:_note_clip(params, total, post) end
     return total
   end
 
