@@ -131,9 +131,10 @@ return function(gl)
     if extra ~= nil and type(extra) ~= "table" then
       error("record: bad argument #2 (a table such as {loss = v} expected)", 2)
     end
-    local armed = self._armed
+    -- Forward hooks run only before a step that will be kept (the first
+    -- forward always, since its step number is not known yet).
     self._armed = self.every == 1 or (step + 1) % self.every == 0
-    if not armed and step % self.every ~= 0 then
+    if step % self.every ~= 0 then
       self._pending, self._watched = {}, {}
       return nil
     end

@@ -150,6 +150,9 @@ static void print_usage(FILE *out)
             "  -W        turn warnings on\n"
             "  --        stop handling options\n"
             "  -         read statements from stdin, one line at a time\n"
+            "       " PROGNAME " plot run.csv [-o fig.png] [--kind dashboard|lines|heatmap|hist|profile]\n"
+            "                 [--field grad_norm] [--title text] [--no-theory]\n"
+            "  re-renders a monitor CSV (mon:to_csv) as a PNG, without re-running training\n"
             "Without a script or -e, " PROGNAME " starts a REPL when stdin is a terminal and\n"
             "reads statements from stdin otherwise.  The global 'gl' holds require('gradlab').\n"
             "History file: $GRADLAB_HISTORY or ~/.gradlab_history.\n");
@@ -351,10 +354,39 @@ static bool run_script(lua_State *L, char **argv, int argc, int script)
 }
 
 /* The whole program, run inside a protected call so that memory errors are reported. */
+/* `gradlab plot run.csv ...`: hands the arguments to gradlab.cli.plot. */
+static int run_plot_command(lua_State *L, int argc, char **argv)
+{
+    luaL_openlibs(L);
+    setup_path(L, argv[0]);
+    preload_modules(L);
+    if (!load_gradlab(L)) return 0;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "gradlab.cli");
+    if (!report_status(L, prog_docall(L, 1, 1, false))) return 0;
+    lua_getfield(L, -1, "run_plot");
+    lua_createtable(L, argc - 2, 0);
+    for (int i = 2; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - 1);
+    }
+    if (!report_status(L, prog_docall(L, 1, 2, false))) return 0;
+    if (!lua_toboolean(L, -2)) {   /* a usage or file error: the message alone, no traceback */
+        fprintf(stderr, PROGNAME " %s\n", lua_tostring(L, -1));
+        return 0;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = (char **)lua_touserdata(L, 2);
+    if (argc >= 2 && strcmp(argv[1], "plot") == 0) {
+        lua_settop(L, 0);
+        return run_plot_command(L, argc, argv);
+    }
     int script = argc;
     int flags = collect_args(argv, &script);
     lua_settop(L, 0);
