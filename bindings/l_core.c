@@ -1,5 +1,6 @@
 /* l_core.c — luaopen_gradlab_core: the C half of `require "gradlab"`. */
 #include <time.h>
+#include <unistd.h>
 
 #include "bindings.h"
 
@@ -28,6 +29,13 @@ static int l_release_memory(lua_State *L)
     return 1;
 }
 
+/* gl._isatty(fd) → whether file descriptor fd (2 = stderr) is a terminal. */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 int luaopen_gradlab_core(lua_State *L)
 {
     lua_newtable(L);
@@ -48,6 +56,8 @@ int luaopen_gradlab_core(lua_State *L)
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_memory);
     lua_setfield(L, -2, "memory");
+    lua_pushcfunction(L, l_isatty);
+    lua_setfield(L, -2, "_isatty");
     lua_pushcfunction(L, l_release_memory);
     lua_setfield(L, -2, "release_memory");
     return 1;

@@ -225,6 +225,28 @@ static int l_where(lua_State *L)
     return 1;
 }
 
+/* t:index_select(d, indices): slices along d at the given 1-based indices. */
+static int l_index_select(lua_State *L)
+{
+    gl_error err;
+    gl_tensor *t = l_tensor_check(L, 1);
+    int d = l_dim_check(L, 2);
+    gl_tensor *indices = l_tensor_check(L, 3);
+    gl_tensor **slot = l_tensor_push_slot(L);
+    if (gl_tensor_index_select(t, d, indices, 1, slot, &err)) return l_error_raise(L, &err);
+    return 1;
+}
+
+/* gl.randperm(n): a random permutation of 1..n from the engine's generator. */
+static int l_randperm(lua_State *L)
+{
+    gl_error err;
+    lua_Integer n = luaL_checkinteger(L, 1);
+    gl_tensor **slot = l_tensor_push_slot(L);
+    if (gl_tensor_randperm(n, 1, slot, &err)) return l_error_raise(L, &err);
+    return 1;
+}
+
 /* --------------------------------------------------------------- in place */
 
 static int l_fill(lua_State *L)
@@ -283,6 +305,8 @@ static const luaL_Reg module_functions[] = {
     {"maximum", l_maximum},
     {"minimum", l_minimum},
     {"matmul", l_matmul},
+    {"randperm", l_randperm},
+    {"index_select", l_index_select},
     {NULL, NULL},
 };
 
@@ -296,7 +320,7 @@ static const luaL_Reg methods[] = {
     {"sum", l_sum}, {"mean", l_mean}, {"max", l_max}, {"min", l_min},
     {"argmax", l_argmax}, {"argmin", l_argmin}, {"norm", l_norm},
     {"fill", l_fill}, {"zero", l_zero}, {"copy", l_copy}, {"add_", l_add_inplace},
-    {"mul_", l_mul_inplace},
+    {"mul_", l_mul_inplace}, {"index_select", l_index_select},
     {NULL, NULL},
 };
 

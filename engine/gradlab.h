@@ -245,6 +245,13 @@ gl_status gl_tensor_cat(int count, gl_tensor *const *tensors, int dim, gl_tensor
 gl_status gl_tensor_stack(int count, gl_tensor *const *tensors, int dim, gl_tensor **out,
                           gl_error *err);
 
+/* Rows (slices along `dim`) picked by `indices`, a 1-d tensor of whole
+ * numbers counted from index_base; differentiable (index.c). */
+gl_status gl_tensor_index_select(const gl_tensor *t, int dim, const gl_tensor *indices,
+                                 int index_base, gl_tensor **out, gl_error *err);
+/* A random permutation of index_base .. index_base + n - 1 (Fisher-Yates). */
+gl_status gl_tensor_randperm(int64_t n, int index_base, gl_tensor **out, gl_error *err);
+
 /* ------------------------------------------------------------------ format */
 
 /* A new malloc'ed string like PyTorch prints: values (elided past

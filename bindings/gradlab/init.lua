@@ -27,5 +27,8 @@ require("gradlab.nn_graph")(gl, gl.nn)
 gl.optim = require("gradlab.optim")(gl)
 gl.amp = require("gradlab.amp")(gl)
 gl.Monitor = require("gradlab.monitor")(gl)
+gl.data = require("gradlab.data")(gl)
+gl.progress = require("gradlab.progress")(gl)
+gl.experiment = require("gradlab.experiment")(gl)
 
 return gl
