@@ -113,9 +113,10 @@ test: deps
 	    echo "$$passed passed, $$failed failed"; \
 	    [ "$$failed" = 0 ] && [ "$$status" = 0 ]
 
+# The flagship experiment: figures and CSVs in out/vanishing/.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(PROGRAM) scripts/demo.lua
+	$(PROGRAM) scripts/vanishing.lua --out out/vanishing
 
 bench: deps
 	@$(MAKE) --no-print-directory $(PROGRAM) $(CORE_SO) $(LUA_OUT) $(LIB_A)

@@ -507,6 +507,11 @@ return function(gl)
   end
 
   -- Figures -------------------------------------------------------------------
+  -- The mean-field prediction of the backward signal at each weight layer's
+  -- output (see monitor_plot.lua), and the layers (path, class of the
+  -- activation that follows).
+  function Monitor:theory() return plot.theory(self) end
+
   function Monitor:plot(path, options)
     return plot.render(self, path, options)
   end

@@ -202,6 +202,29 @@ return function(gl)
     return layers
   end
 
+  -- The predicted backward-signal norm at each weight layer's output, anchored
+  -- at the last layer's measured value at the first recorded step, plus the
+  -- layers themselves; nil without a model or a measurement.
+  function M.theory(mon)
+    local first = mon.records[1]
+    local layers = mon.modules[1] and mon.modules[1][2] and layers_with_activation(mon) or {}
+    if not first or #layers == 0 then return nil end
+    local anchor = value(first, layers[#layers].path, "grad_out_norm")
+    if not anchor or anchor <= 0 then return nil end
+    local ys = {}
+    local level = anchor
+    ys[#layers] = level
+    for j = #layers - 1, 1, -1 do
+      local here, nxt = layers[j], layers[j + 1]
+      local sigma = value(first, here.path, "act_std")
+      local moment = here.class and slope_moment(here.class, here.module, sigma) or 1
+      local chi = moment * nxt.out * (mon._initial_weight_var[nxt.weight] or 0)
+      level = level * math.sqrt(chi * here.out / nxt.out)
+      ys[j] = level
+    end
+    return ys, layers
+  end
+
   local function profile_panel(mon, field, theory)
     local first, last = mon.records[1], mon.records[#mon.records]
     local layers = mon.modules[1] and mon.modules[1][2] and layers_with_activation(mon) or {}
@@ -226,20 +249,11 @@ return function(gl)
       if first == last then break end
     end
     if theory and use_modules and first then
-      local anchor = value(first, names[#names], "grad_out_norm")
-      if anchor and anchor > 0 then
-        local ys, xs = {}, {}
-        local level = anchor
-        ys[#layers], xs[#layers] = level, #layers
-        for j = #layers - 1, 1, -1 do
-          local here, nxt = layers[j], layers[j + 1]
-          local sigma = value(first, here.path, "act_std")
-          local moment = here.class and slope_moment(here.class, here.module, sigma) or 1
-          local chi = moment * nxt.out * (mon._initial_weight_var[nxt.weight] or 0)
-          level = level * math.sqrt(chi * here.out / nxt.out)
-          ys[j], xs[j] = level, j
-        end
-        series[#series + 1] = { name = "theory (mean field from the initial weights)", x = xs, y = ys,
+      local profile = M.theory(mon)
+      if profile then
+        local xs = {}
+        for j = 1, #profile do xs[j] = j end
+        series[#series + 1] = { name = "theory (mean field from the initial weights)", x = xs, y = profile,
                                 color = "#555555", style = "dashed" }
       end
     end
