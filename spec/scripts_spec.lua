@@ -5,10 +5,12 @@ local gl = require "gradlab"
 local function run_script(name)
   local dir = os.tmpname()
   os.remove(dir)
-  local saved_arg = arg
-  arg = { "--quick", "--out", dir }
+  -- the real global table (busted runs specs in an environment of their own)
+  local globals = debug.getregistry()[2]
+  local saved_arg = globals.arg
+  globals.arg = { "--quick", "--out", dir }
   local ok, results, ex = pcall(dofile, "scripts/" .. name .. ".lua")
-  arg = saved_arg
+  globals.arg = saved_arg
   assert(ok, results)
   return results, ex, dir
 end
