@@ -118,7 +118,13 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	$(PROGRAM) scripts/vanishing.lua --out out/vanishing
 
+# PyTorch (Debian's python3-torch) is a benchmark-only dependency: installed here,
+# never needed by the tests.
 bench: deps
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || { \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    echo "installing python3-torch for the comparison"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-torch; }
 	@$(MAKE) --no-print-directory $(PROGRAM) $(CORE_SO) $(LUA_OUT) $(LIB_A)
 	@$(MAKE) --no-print-directory -C bench BUILD=$(CURDIR)/$(BUILD)
 
