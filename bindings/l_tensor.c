@@ -47,12 +47,18 @@ static void account_engine_memory(lua_State *L)
     lua_gc(L, LUA_GCSTEP, (int)((now - last) / 1024 > 1 << 30 ? 1 << 30 : (now - last) / 1024));
 }
 
+/* The metatable is also kept in the registry under this address: lookups by a
+ * light userdata key skip the string interning (and its strcmp) that
+ * luaL_testudata and luaL_setmetatable do on every call. */
+static const char metatable_key = 0;
+
 gl_tensor **l_tensor_push_slot(lua_State *L)
 {
     account_engine_memory(L);
     gl_tensor **slot = lua_newuserdatauv(L, sizeof(gl_tensor *), 1);
     *slot = NULL;
-    luaL_setmetatable(L, L_TENSOR_METATABLE);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &metatable_key);
+    lua_setmetatable(L, -2);
     return slot;
 }
 
@@ -62,15 +68,26 @@ void l_tensor_push(lua_State *L, gl_tensor *t)
     *slot = t;
 }
 
+/* The userdata slot at index when it is a tensor, else NULL. */
+static gl_tensor **tensor_slot(lua_State *L, int index)
+{
+    gl_tensor **slot = lua_touserdata(L, index);
+    if (!slot || !lua_getmetatable(L, index)) return NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &metatable_key);
+    bool is_tensor = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return is_tensor ? slot : NULL;
+}
+
 gl_tensor *l_tensor_test(lua_State *L, int index)
 {
-    gl_tensor **slot = luaL_testudata(L, index, L_TENSOR_METATABLE);
+    gl_tensor **slot = tensor_slot(L, index);
     return slot ? *slot : NULL;
 }
 
 gl_tensor *l_tensor_check(lua_State *L, int index)
 {
-    gl_tensor **slot = luaL_testudata(L, index, L_TENSOR_METATABLE);
+    gl_tensor **slot = tensor_slot(L, index);
     if (!slot) {
         const char *got = luaL_typename(L, index);
         luaL_argerror(L, index, lua_pushfstring(L, "tensor expected, got %s", got));
@@ -712,6 +729,8 @@ static int l_tensor_newindex(lua_State *L)
 void l_tensor_register(lua_State *L)
 {
     luaL_newmetatable(L, L_TENSOR_METATABLE);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &metatable_key);
     luaL_setfuncs(L, metamethods, 0);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);

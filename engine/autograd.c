@@ -81,9 +81,8 @@ void gl_node_release(gl_node *node)
         }
         for (int i = 0; i < n->nsaved; i++) gl_tensor_release(n->saved[i]);
         gl_tensor_release(n->grad);
-        free(n->inputs);
-        free(n->module_path);
-        free(n);
+        if (n->inputs != n->inline_inputs) free(n->inputs);
+        if (!gl_context_object_put(GL_POOL_NODE, n)) free(n);
     }
     if (stack != local) free(stack);
 }
@@ -123,22 +122,25 @@ gl_status gl_op_finish(const char *name, gl_tensor *out, int count, const gl_ten
     for (int i = 0; i < count && !needed; i++) needed = inputs[i] && gl_tensor_tracks_grad(inputs[i]);
     if (!needed) return GL_OK;
 
-    gl_node *node = calloc(1, sizeof *node);
-    gl_node_input *slots = calloc((size_t)(count > 0 ? count : 1), sizeof *slots);
-    const char *path = gl_module_path();
-    char *path_copy = *path ? strdup(path) : NULL;
-    if (!node || !slots || (*path && !path_copy)) {
+    gl_node *node = gl_context_object_take(GL_POOL_NODE);
+    if (node) memset(node, 0, sizeof *node);
+    else node = calloc(1, sizeof *node);
+    gl_node_input *slots = NULL;
+    if (node) slots = count <= GL_NODE_INLINE_INPUTS ? node->inline_inputs : calloc((size_t)count, sizeof *slots);
+    if (!node || !slots) {
         free(node);
-        free(slots);
-        free(path_copy);
         return gl_error_set(err, GL_ENOMEM, 0, "%s: out of memory recording the graph", name);
     }
+    const char *path = gl_module_path();
+    size_t length = strlen(path);
+    if (length >= sizeof node->module_path) length = sizeof node->module_path - 1;
+    memcpy(node->module_path, path, length);
+    node->module_path[length] = '\0';
     node->refcount = 1;
     node->name = name;
     node->backward = backward;
     node->ninputs = count;
     node->inputs = slots;
-    node->module_path = path_copy;
     node->out_ndim = out->ndim;
     memcpy(node->out_shape, out->shape, sizeof node->out_shape);
     for (int i = 0; i < count; i++) {
@@ -242,7 +244,7 @@ static gl_status accumulate_leaf(gl_tensor *leaf, gl_tensor *g, gl_error *err)
 
 static gl_status anomaly_in_backward(const gl_node *n, int input, gl_error *err)
 {
-    const char *path = n->module_path ? n->module_path : "";
+    const char *path = n->module_path;
     const gl_tensor *leaf = n->inputs[input].leaf;
     return gl_error_set(err, GL_EARG, 0,
                         "anomaly: backward of %s produced NaN or Inf in the gradient of its input %d%s%s%s%s%s",

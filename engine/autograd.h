@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-enum { GL_NODE_MAX_SAVED = 4, GL_NODE_MAX_PARAMS = 2 * GL_MAX_DIMS };
+enum { GL_NODE_MAX_SAVED = 4, GL_NODE_MAX_PARAMS = 2 * GL_MAX_DIMS, GL_NODE_INLINE_INPUTS = 3 };
 
 typedef gl_status (*gl_backward_fn)(gl_node *node, gl_tensor *grad_output, gl_tensor **grad_inputs,
                                     gl_error *err);
@@ -29,7 +29,8 @@ struct gl_node {
     const char *name;              /* op name, static */
     gl_backward_fn backward;
     int ninputs;
-    gl_node_input *inputs;
+    gl_node_input *inputs;         /* `inline_inputs`, or malloc'ed past GL_NODE_INLINE_INPUTS */
+    gl_node_input inline_inputs[GL_NODE_INLINE_INPUTS];
     gl_tensor *saved[GL_NODE_MAX_SAVED];   /* detached aliases of what backward reads */
     uint64_t saved_version[GL_NODE_MAX_SAVED];
     int nsaved;
@@ -38,7 +39,7 @@ struct gl_node {
     int out_ndim;
     int64_t out_shape[GL_MAX_DIMS];
     gl_tensor *retained;           /* weak: the output, when it asked retain_grad */
-    char *module_path;             /* owned copy of the path current at record time */
+    char module_path[64];          /* the module path current at record time (may be cut) */
     bool freed;                    /* saved tensors dropped by a backward */
     bool watch;                    /* take statistics of the gradient passing (monitor.c) */
     bool watch_seen;

@@ -36,6 +36,8 @@ static struct {
     struct { void *data; size_t bytes; } cache[GL_CACHE_ENTRIES];
     int cache_count;
     size_t cache_bytes;
+    /* Free lists of fixed-size objects, linked through their first word. */
+    struct { void *head; int count; } pools[GL_POOL_COUNT];
 } context = { .threads = 0, .grad_enabled = true };
 
 static uint64_t splitmix64(uint64_t *state)
@@ -167,7 +169,35 @@ void gl_context_cache_clear(void)
 }
 
 size_t gl_cached_bytes(void) { return context.cache_bytes; }
-void gl_release_cached_memory(void) { gl_context_cache_clear(); }
+
+enum { POOL_LIMIT = 4096 };
+
+void *gl_context_object_take(gl_pool pool)
+{
+    void *object = context.pools[pool].head;
+    if (object) {
+        memcpy(&context.pools[pool].head, object, sizeof(void *));
+        context.pools[pool].count--;
+    }
+    return object;
+}
+
+bool gl_context_object_put(gl_pool pool, void *object)
+{
+    if (context.pools[pool].count >= POOL_LIMIT) return false;
+    memcpy(object, &context.pools[pool].head, sizeof(void *));
+    context.pools[pool].head = object;
+    context.pools[pool].count++;
+    return true;
+}
+void gl_release_cached_memory(void)
+{
+    gl_context_cache_clear();
+    for (int p = 0; p < GL_POOL_COUNT; p++) {
+        void *object;
+        while ((object = gl_context_object_take((gl_pool)p))) free(object);
+    }
+}
 void gl_context_note_allocation(uint64_t bytes) { context.allocated_bytes += bytes; }
 void gl_context_note_free(uint64_t bytes) { context.freed_bytes += bytes; }
 uint64_t gl_live_bytes(void) { return context.allocated_bytes - context.freed_bytes; }

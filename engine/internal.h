@@ -41,6 +41,13 @@ void *gl_context_cache_take(size_t bytes);          /* NULL when none of that si
 bool gl_context_cache_put(void *data, size_t bytes); /* false: caller frees */
 void gl_context_cache_clear(void);
 
+/* Free lists of the engine's small fixed-size objects (context.c): a training
+ * step makes and drops hundreds of tensor headers, storages and graph nodes,
+ * and reusing them spares malloc, free and zeroing. */
+typedef enum { GL_POOL_TENSOR, GL_POOL_STORAGE, GL_POOL_NODE, GL_POOL_COUNT } gl_pool;
+void *gl_context_object_take(gl_pool pool);          /* NULL when the list is empty */
+bool gl_context_object_put(gl_pool pool, void *object);   /* false: caller frees */
+
 /* Counts bytes for gl_allocated_bytes_total (context.c). */
 void gl_context_note_allocation(uint64_t bytes);
 void gl_context_note_free(uint64_t bytes);

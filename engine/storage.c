@@ -54,12 +54,13 @@ gl_status gl_storage_new(int64_t numel, gl_storage **out, gl_error *err)
         return gl_error_set(err, GL_ENOMEM, 0,
                             "cannot allocate %lld elements (%.3g GiB): more than this machine's memory",
                             (long long)numel, (double)numel * 4.0 / (1024.0 * 1024.0 * 1024.0));
-    gl_storage *storage = malloc(sizeof *storage);
+    gl_storage *storage = gl_context_object_take(GL_POOL_STORAGE);
+    if (!storage) storage = malloc(sizeof *storage);
     size_t bytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
     void *data = storage ? buffer_alloc(bytes) : NULL;
     if (!data) {
-        free(storage);
+        if (storage && !gl_context_object_put(GL_POOL_STORAGE, storage)) free(storage);
         return gl_error_set(err, GL_ENOMEM, 0, "cannot allocate %lld elements (%.3g GiB)",
                             (long long)numel, (double)numel * 4.0 / (1024.0 * 1024.0 * 1024.0));
     }
@@ -80,5 +81,5 @@ void gl_storage_release(gl_storage *storage)
     if (!storage || --storage->refcount > 0) return;
     gl_context_note_free(storage->bytes);
     buffer_free(storage->data, storage->bytes);
-    free(storage);
+    if (!gl_context_object_put(GL_POOL_STORAGE, storage)) free(storage);
 }

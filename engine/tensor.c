@@ -12,7 +12,9 @@
 
 gl_tensor *gl_tensor_header_new(void)
 {
-    gl_tensor *t = calloc(1, sizeof *t);
+    gl_tensor *t = gl_context_object_take(GL_POOL_TENSOR);
+    if (t) memset(t, 0, sizeof *t);
+    else t = calloc(1, sizeof *t);
     if (t) t->refcount = 1;
     return t;
 }
@@ -27,7 +29,7 @@ void gl_tensor_release(gl_tensor *t)
     gl_storage_release(t->storage);
     gl_tensor_release(t->grad);
     free(t->name);
-    free(t);
+    if (!gl_context_object_put(GL_POOL_TENSOR, t)) free(t);
 }
 
 int64_t gl_tensor_numel(const gl_tensor *t)

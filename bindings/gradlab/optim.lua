@@ -138,6 +138,7 @@ return function(gl)
   -- monitor watches gets ‖Δp‖ and ‖p‖ from the same kernel pass.
   function Optimizer:step()
     local states, listeners = self._state, gl._update_listeners
+    local update = self.update   -- looked up once: the class's __index is a function
     for _, group in ipairs(self.param_groups) do
       for _, p in ipairs(group.params) do
         local g = p.grad
@@ -146,7 +147,7 @@ return function(gl)
           if not state then state = { step = 0 }; states[p] = state end
           state.step = state.step + 1
           local listener = listeners and listeners[p]
-          local update_norm, param_norm = self:update(group, p, g:contiguous(), state, listener ~= nil)
+          local update_norm, param_norm = update(self, group, p, g:contiguous(), state, listener ~= nil)
           if listener and update_norm then listener:_note_update(p, update_norm, param_norm) end
         end
       end
