@@ -43,13 +43,21 @@ return function(gl)
 
   local function lines_panel(mon, field)
     local series = {}
-    for _, name in ipairs(rows_for(mon, field)) do
+    local names = rows_for(mon, field)
+    -- Past 10 layers a legend helps no one: colour the layers along viridis from
+    -- the input (purple) to the output (yellow) and say so in the title.
+    local ramp = #names > 10
+    for i, name in ipairs(names) do
       local xs, ys = {}, {}
       for _, rec in ipairs(mon.records) do
         local v = value(rec, name, field)
         if v ~= nil then xs[#xs + 1], ys[#ys + 1] = rec.step, v end
       end
-      if #xs > 0 then series[#series + 1] = { name = name, x = xs, y = ys } end
+      if #xs > 0 then
+        local color
+        if ramp then color = ("#%02x%02x%02x"):format(gl.plot.viridis((i - 1) / (#names - 1))) end
+        series[#series + 1] = { name = name, x = xs, y = ys, color = color, style = ramp and "solid" or nil }
+      end
     end
     local cx, cy, mx, my = {}, {}, {}, {}
     for _, rec in ipairs(mon.records) do
@@ -78,8 +86,14 @@ return function(gl)
       end
     end
     if #series == 0 then series = { { name = field, x = { 0 }, y = { 0 / 0 } } } end
-    return { kind = "lines", title = field .. " per layer", xlabel = "step", ylabel = field,
-             logy = field ~= "grad_mean" and field ~= "act_mean", series = series }
+    local spec = { kind = "lines", xlabel = "step", ylabel = field, title = field .. " per layer",
+                   logy = field ~= "grad_mean" and field ~= "act_mean", series = series }
+    if ramp then
+      spec.legend = false
+      spec.title = field .. " per layer (purple: input, yellow: output" ..
+                   (#cx > 0 and field == "grad_norm" and "; dashed: total before clipping)" or ")")
+    end
+    return spec
   end
 
   local function heatmap_panel(mon, field)
@@ -103,7 +117,9 @@ return function(gl)
     local positive = field ~= "grad_mean" and field ~= "act_mean"
     local title = field .. ": layer x step"
     if #marks > 0 then title = title .. ("  (x: clipped, %d of %d steps)"):format(#marks, #mon.records) end
-    return { kind = "heatmap", title = title, xlabel = "recorded step", ylabel = "layer",
+    local xlabel = ("record (steps %s to %s)"):format(tostring(mon.records[1] and mon.records[1].step),
+                                                      tostring(mon.records[#mon.records] and mon.records[#mon.records].step))
+    return { kind = "heatmap", title = title, xlabel = xlabel, ylabel = "layer",
              rows = rows, values = values, log = positive, marks = marks }
   end
 
