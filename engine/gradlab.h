@@ -343,15 +343,172 @@ gl_status gl_rms_norm(const gl_tensor *x, int normalized_ndim, const int64_t *no
 
 /* ------------------------------------------------------------ convolution */
 /* (conv.c, pool.c) */
+/* NCHW throughout: x is (B, C, H, W), or (C, H, W) for one unbatched sample,
+ * in which case the output drops the batch dimension too.  Pairs are
+ * (height, width).  All ops differentiate w.r.t. every tensor argument. */
+
+typedef struct gl_conv2d_options {
+    int64_t stride[2];     /* >= 1 */
+    int64_t padding[2];    /* >= 0, zeros added on both sides */
+    int64_t dilation[2];   /* >= 1 */
+    int64_t groups;        /* >= 1, divides both channel counts */
+} gl_conv2d_options;
+
+/* Defaults: stride 1, padding 0, dilation 1, groups 1 (what NULL options mean). */
+gl_conv2d_options gl_conv2d_defaults(void);
+
+/* 2-d cross-correlation, as torch.nn.functional.conv2d: weight (cout,
+ * cin / groups, kh, kw) in PyTorch's layout, bias (cout) or NULL, output
+ * (B, cout, OH, OW) with OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1.  im2col
+ * and one sgemm per sample and group (big images in blocks of output rows); a
+ * 1x1 kernel with stride 1 and no padding multiplies x directly.  Backward:
+ * dW by sgemm on the rebuilt columns, db by row sums, dx as a convolution of
+ * the output gradient at stride 1, else by sgemm and col2im. */
+gl_status gl_conv2d(const gl_tensor *x, const gl_tensor *weight, const gl_tensor *bias,
+                    const gl_conv2d_options *options, gl_tensor **out, gl_error *err);
+/* The same forward as a naive loop summing in double, no autograd: the test
+ * oracle for gl_conv2d (checks and messages are shared). */
+gl_status gl_conv2d_reference(const gl_tensor *x, const gl_tensor *weight, const gl_tensor *bias,
+                              const gl_conv2d_options *options, gl_tensor **out, gl_error *err);
+
+typedef struct gl_pool2d_options {
+    int64_t kernel[2];     /* >= 1 */
+    int64_t stride[2];     /* >= 1 (PyTorch's default is the kernel size) */
+    int64_t padding[2];    /* 0 <= padding <= kernel / 2 */
+    int64_t dilation[2];   /* >= 1; max pooling only (must be 1 for average) */
+    bool ceil_mode;        /* round the output size up (a last window may start in the padding) */
+    bool count_include_pad;   /* average: divide by the window size padding included */
+} gl_pool2d_options;
+
+/* Kernel k, stride k, no padding, dilation 1, floor mode, count_include_pad. */
+gl_pool2d_options gl_pool2d_defaults(int64_t kh, int64_t kw);
+
+/* Max pooling; padding never wins (it acts as -inf) and NaN propagates.
+ * Backward routes each output's gradient to its argmax, saved in forward.
+ * `indices` (may be NULL) receives a new tensor shaped like the output with
+ * the position of each maximum within its input plane (ih * W + iw), counted
+ * from index_base (1 from Lua, 0 from C).  Planes are limited to 2^24
+ * positions, where float32 still holds every index exactly. */
+gl_status gl_max_pool2d(const gl_tensor *x, const gl_pool2d_options *options, gl_tensor **out,
+                        gl_tensor **indices, int index_base, gl_error *err);
+/* Average pooling with PyTorch's divisor: the window clipped to the padded
+ * input, or to the input itself when !count_include_pad. */
+gl_status gl_avg_pool2d(const gl_tensor *x, const gl_pool2d_options *options, gl_tensor **out,
+                        gl_error *err);
+/* Mean over H and W: (B, C, H, W) -> (B, C), or (B, C, 1, 1) with keepdim;
+ * (C, H, W) -> (C) or (C, 1, 1).  Sums in double. */
+gl_status gl_global_avg_pool2d(const gl_tensor *x, bool keepdim, gl_tensor **out, gl_error *err);
 
 /* -------------------------------------------------------------- recurrent */
 /* (rnn.c) */
+/* Elman RNN, LSTM and GRU with PyTorch's layout, gate order and equations:
+ *   x (T, B, in) for a sequence or (B, in) for one cell step; state h, c (B, H);
+ *   w_ih (G*H, in), w_hh (G*H, H), b_ih, b_hh (G*H) or NULL (no bias), with
+ *   G = 1 (RNN), 4 (LSTM, gates i, f, g, o), 3 (GRU, gates r, z, n):
+ *   RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu
+ *   LSTM  i, f, o = sigmoid(...), g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+ *         c' = f * c + i * g,  h' = o * tanh(c')
+ *   GRU   r, z = sigmoid(W_i* x + b_i* + W_h* h + b_h*)
+ *         n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+ * A sequence call is one graph node with a fused forward (one sgemm for the
+ * input projection of all steps, one per step for W_hh, one pass for the
+ * gates) and a fused backward through time; all inputs differentiate.  h0 and
+ * c0 may be NULL (zeros); c0 and c_n are for LSTM only. */
+typedef enum gl_rnn_kind { GL_RNN_TANH, GL_RNN_RELU, GL_RNN_LSTM, GL_RNN_GRU, GL_RNN_KIND_COUNT } gl_rnn_kind;
+
+/* 1, 1, 4 or 3: the row blocks of w_ih and w_hh. */
+int gl_rnn_gate_count(gl_rnn_kind kind);
+/* One layer over a sequence: y (T, B, H) holds h_1 .. h_T; h_n (B, H) is h_T
+ * and c_n (B, H) the last LSTM cell state (c_n may be NULL to skip it; it is
+ * set to NULL for the other kinds).  All three are new references (views of
+ * one result; backward through any of them works).  T must be >= 1.  Error
+ * argument positions: x 1, h0 2, then (LSTM) c0 3, then w_ih, w_hh, b_ih, b_hh. */
+gl_status gl_rnn_sequence(gl_rnn_kind kind, const gl_tensor *x, const gl_tensor *h0,
+                          const gl_tensor *c0, const gl_tensor *w_ih, const gl_tensor *w_hh,
+                          const gl_tensor *b_ih, const gl_tensor *b_hh, gl_tensor **y,
+                          gl_tensor **h_n, gl_tensor **c_n, gl_error *err);
+/* One step on x (B, in): h_out (B, H), and c_out (B, H) for LSTM (may be NULL
+ * to skip; set to NULL for the other kinds).  The same kernels as a sequence
+ * of length 1. */
+gl_status gl_rnn_cell(gl_rnn_kind kind, const gl_tensor *x, const gl_tensor *h, const gl_tensor *c,
+                      const gl_tensor *w_ih, const gl_tensor *w_hh, const gl_tensor *b_ih,
+                      const gl_tensor *b_hh, gl_tensor **h_out, gl_tensor **c_out, gl_error *err);
 
 /* ---------------------------------------------------- embedding, attention */
 /* (embedding.c, attention.c) */
 
+/* Marks "no padding row" for gl_embedding. */
+#define GL_EMBEDDING_NO_PADDING INT64_MIN
+
+/* y = weight[indices]: indices of any shape hold integers counted from
+ * `index_base` (1 from Lua, 0 from C) stored as floats; weight (n, d);
+ * y (indices..., d).  An index that is not an integer in base..base+n-1 fails
+ * with GL_EINDEX naming its position.  Rows equal to padding_idx (same base,
+ * or GL_EMBEDDING_NO_PADDING) receive no gradient.  Differentiates w.r.t.
+ * weight only, by a scatter-add of the output gradient rows (embedding.c). */
+gl_status gl_embedding(const gl_tensor *indices, const gl_tensor *weight, int index_base,
+                       int64_t padding_idx, gl_tensor **out, gl_error *err);
+
+/* Options of scaled dot-product attention; zero-initialise, then set heads. */
+typedef struct gl_attention_options {
+    int64_t heads;                       /* >= 1, divides the feature dims of q, k, v */
+    const gl_tensor *mask;               /* additive, broadcast to (B, heads, Tq, Tk), or NULL;
+                                            differentiable (a learned bias works) */
+    const gl_tensor *key_padding_mask;   /* (B, Tk): nonzero drops that key, or NULL */
+    bool causal;                         /* query i sees keys j <= i (top-left aligned) */
+    float scale;                         /* 0 means 1 / sqrt(head_dim) */
+    float dropout;                       /* on the weights, in [0, 1), when training */
+    bool training;
+} gl_attention_options;
+
+/* Multi-head scaled dot-product attention, batch first, heads packed in the
+ * feature dimension (the layout of a Linear's output, no transposes needed):
+ *   q (B, Tq, H*dk), k (B, Tk, H*dk), v (B, Tk, H*dv)  ->  out (B, Tq, H*dv)
+ *   per batch b and head h:  P = softmax(scale * Q K^T + mask),  O = P V
+ * Rows of q, k, v may be strided (e.g. narrow views); the last dim is read in
+ * place when its stride is 1.  A query row whose keys are all masked gets
+ * zero weights and a zero output rather than NaN.  `weights`, if non-NULL,
+ * receives the (B, H, Tq, Tk) attention probabilities before dropout, outside
+ * the graph.  One fused node: batched sgemm for Q K^T, P V and their
+ * backward, softmax and its backward in between (attention.c). */
+gl_status gl_attention(const gl_tensor *q, const gl_tensor *k, const gl_tensor *v,
+                       const gl_attention_options *options, gl_tensor **out, gl_tensor **weights,
+                       gl_error *err);
+/* Self-attention on the packed projection qkv (B, T, 3 E) = [Q | K | V], as one
+ * Linear with PyTorch's in_proj_weight (3E, E) produces it: out (B, T, E).
+ * The gradient of qkv is written in one piece, with no narrow/cat nodes. */
+gl_status gl_attention_packed(const gl_tensor *qkv, const gl_attention_options *options,
+                              gl_tensor **out, gl_tensor **weights, gl_error *err);
+
 /* ------------------------------------------------------------------ graph */
 /* (graph.c) */
+
+typedef enum gl_graph_norm {
+    GL_GRAPH_SUM,         /* y_i = sum_j a_ij x_j */
+    GL_GRAPH_MEAN,        /* y_i = sum_j a_ij x_j / sum_j a_ij  (0 for a node with no neighbours) */
+    GL_GRAPH_SYMMETRIC,   /* y_i = sum_j a_ij x_j / sqrt(d_i d_j), d = row sums (GCN) */
+    GL_GRAPH_NORM_COUNT
+} gl_graph_norm;
+
+/* A graph: a dense (N, N) adjacency, y = A x (row i lists node i's
+ * in-neighbours, weights allowed), or an edge list (E, 2) of rows {source,
+ * target} counted from index_base (message source -> target, as PyTorch
+ * Geometric's edge_index) with optional edge_weight (E) or NULL (all 1).
+ * self_loops adds A + I before normalizing. */
+typedef struct gl_graph {
+    const gl_tensor *adjacency;     /* (N, N) when !edge_list, else (E, 2) */
+    const gl_tensor *edge_weight;   /* edge lists only, or NULL */
+    bool edge_list;
+    bool self_loops;
+    int index_base;
+} gl_graph;
+
+/* Neighbourhood aggregation of node features x (N, F) -> (N, F), normalized
+ * as `norm` says; differentiates w.r.t. x (the graph is a constant: an
+ * adjacency or edge weight that tracks grad is refused).  Dense graphs go
+ * through sgemm, edge lists through a scatter-add over the edges (graph.c). */
+gl_status gl_graph_aggregate(const gl_tensor *x, const gl_graph *graph, gl_graph_norm norm,
+                             gl_tensor **out, gl_error *err);
 
 /* ---------------------------------------------------------------- losses */
 
@@ -516,6 +673,14 @@ gl_status gl_npz_load(const char *path, gl_named_tensor **entries, int *count, g
 gl_status gl_npz_parse(const unsigned char *bytes, size_t size, gl_named_tensor **entries,
                        int *count, gl_error *err);
 void gl_named_tensors_free(gl_named_tensor *entries, int count);
+
+/* Numeric CSV (csv.c): cells separated by ',', ';' or tab, one row per line,
+ * every row as long as the first; the first line is skipped when `header`;
+ * blank lines are skipped.  A new (rows, columns) tensor, (0, 0) when there
+ * is no row.  Messages start "csv: " and name the line and the cell. */
+gl_status gl_csv_parse(const unsigned char *bytes, size_t size, bool header, gl_tensor **out,
+                       gl_error *err);
+gl_status gl_csv_load(const char *path, bool header, gl_tensor **out, gl_error *err);
 
 /* Writes `size` bytes to `path` through a temp file in the same folder,
  * fsync and rename, so `path` is never left half written.  The messages of

@@ -1,0 +1,172 @@
+-- bench_conv.lua — Conv2d 3x3, 64 -> 64 channels, 32x32 images, batch 32: GFLOP/s against sgemm.
+--
+-- Issue 6 asks for the forward + backward throughput of this layer next to raw sgemm, with the
+-- target conv >= 60 % of sgemm, and for PyTorch's time on the same layer when it is installed.
+--
+-- FLOPs: the layer is three matrix products of the same size, 2 Cout (Cin k k) (B OH OW) each
+-- (≈ 2.42 GFLOP): forward y = W col, backward dW = dy col^T and dcol = W^T dy.  The sgemm
+-- baseline computes exactly those three products, each as ONE big sgemm over the whole batch
+-- (64 x 576 . 576 x 32768 and its two transposes, through a:matmul(b) on preallocated inputs,
+-- which bench_tensor measures at 0.95-1.05 of a raw cblas_sgemm call), so it is the ceiling a
+-- conv layer could reach if im2col, col2im and the bias were free.  The conv rows run the
+-- gradlab op as a user sees it: gl.conv2d with autograd recording, output allocation and
+-- backward into x, weight and bias.
+--
+-- Rounds alternate the contenders (conv step, then the sgemm triple, reversed every other
+-- round); the figures are medians, and "% of sgemm" is the median of the per-round ratios,
+-- which cancels slowdowns that hit a whole round on this shared machine.  PyTorch runs after,
+-- in a child process (bench/torch_conv.py) with the same thread count.
+--
+-- Run:  build/gradlab bench/bench_conv.lua [--quick]
+--       lua5.4 bench/bench_conv.lua [--quick]   (LUA_PATH/LUA_CPATH pointing at build/lua)
+--       GRADLAB_THREADS=N (default 2) sets the engine's and OpenBLAS's threads, and PyTorch's.
+--       OPENBLAS_CORETYPE=SkylakeX selects OpenBLAS's AVX-512 kernels, which 0.3.21 does not
+--       pick by itself on this CPU (it falls back to generic Prescott kernels): run both ways.
+--       GRADLAB_PYTHON=/usr/bin/python3 is the interpreter tried for PyTorch.
+
+local quick = false
+for _, a in ipairs(arg or {}) do
+  if a == "--quick" then quick = true
+  else
+    io.stderr:write("usage: bench_conv.lua [--quick]\n")
+    os.exit(2)
+  end
+end
+
+local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local ok, gl = pcall(require, "gradlab")
+if not ok then
+  local build = os.getenv("GRADLAB_BUILD") or (script_dir .. "/../build")
+  package.path = build .. "/lua/?.lua;" .. build .. "/lua/?/init.lua;" .. package.path
+  package.cpath = build .. "/lua/?.so;" .. package.cpath
+  ok, gl = pcall(require, "gradlab")
+  if not ok then
+    io.stderr:write("bench_conv: cannot load gradlab (build it with `make`):\n", tostring(gl), "\n")
+    os.exit(1)
+  end
+end
+
+local threads = tonumber(os.getenv("GRADLAB_THREADS") or "2")
+if not threads or threads < 1 or threads % 1 ~= 0 then
+  io.stderr:write("bench_conv: GRADLAB_THREADS must be a positive integer\n")
+  os.exit(2)
+end
+threads = math.tointeger(threads)
+gl.set_num_threads(threads)
+
+local B, CIN, COUT, H, W, K, PAD = 32, 64, 64, 32, 32, 3, 1
+local OH, OW = H + 2 * PAD - K + 1, W + 2 * PAD - K + 1
+local warmup, rounds = quick and 2 or 5, quick and 5 or 25
+local clock = gl.clock
+
+local function median(values)
+  local sorted = { table.unpack(values) }
+  table.sort(sorted)
+  local n = #sorted
+  if n % 2 == 1 then return sorted[(n + 1) // 2] end
+  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
+end
+
+local function load_average()
+  local file = io.open("/proc/loadavg")
+  if not file then return "?" end
+  local text = file:read("l")
+  file:close()
+  return text:match("^(%S+ %S+ %S+)") or "?"
+end
+
+gl.manual_seed(1)
+local x = gl.randn{ B, CIN, H, W }:requires_grad(true)
+local conv = gl.nn.Conv2d(CIN, COUT, K, { padding = PAD })
+local seed = gl.randn{ B, COUT, OH, OW }
+
+-- The three products of the layer as single sgemm calls over the batch.
+local P, KK = B * OH * OW, CIN * K * K
+local w_mat, col = gl.randn{ COUT, KK }, gl.randn{ KK, P }
+local dy_mat = gl.randn{ COUT, P }
+
+local function conv_forward() gl.no_grad(function() return conv(x) end) end
+local function conv_step()
+  local y = conv(x)
+  y:backward(seed)
+  conv:zero_grad()
+  x.grad = nil
+end
+local function sgemm_forward() return w_mat:matmul(col) end
+local function sgemm_triple()
+  local _ = w_mat:matmul(col)                    -- y    (64 x 32768)
+  _ = dy_mat:matmul(col:t())                     -- dW   (64 x 576), B transposed
+  _ = w_mat:t():matmul(dy_mat)                   -- dcol (576 x 32768), A transposed
+end
+
+-- Median ms of a and b over alternating rounds, and the median of per-round a/b.
+local function duel(a, b)
+  for _ = 1, warmup do a(); b() end
+  local ta, tb, ratio = {}, {}, {}
+  for r = 1, rounds do
+    local first, second = a, b
+    if r % 2 == 0 then first, second = b, a end
+    collectgarbage("step", 0)
+    local t0 = clock(); first(); local t1 = clock(); second(); local t2 = clock()
+    local da, db = t1 - t0, t2 - t1
+    if r % 2 == 0 then da, db = db, da end
+    ta[r], tb[r], ratio[r] = da * 1e3, db * 1e3, db / da
+  end
+  return median(ta), median(tb), median(ratio)
+end
+
+local load_before = load_average()
+local fwd_ms, fwd_sgemm_ms, fwd_ratio = duel(conv_forward, sgemm_forward)
+local step_ms, step_sgemm_ms, step_ratio = duel(conv_step, sgemm_triple)
+
+local flop = 2 * COUT * KK * P
+local function gflops(n, ms) return n / (ms * 1e-3) / 1e9 end
+
+print(("Conv2d(%d, %d, %dx%d, padding=%d) on (%d, %d, %d, %d)%s"):format(CIN, COUT, K, K, PAD, B, CIN, H, W,
+                                                                         quick and " (--quick)" or ""))
+print(("%-20s %s, gradlab %s"):format("interpreter", _VERSION, gl.version or "?"))
+print(("%-20s %d (engine and OpenBLAS)"):format("threads", threads))
+print(("%-20s %s"):format("OPENBLAS_CORETYPE", os.getenv("OPENBLAS_CORETYPE") or "(unset: OpenBLAS 0.3.21 picks generic Prescott kernels on this CPU)"))
+print(("%-20s %s (before), %s (after the gradlab rounds)"):format("load average", load_before, load_average()))
+print(("%-20s median of %d alternating rounds after %d warm-up, gl.clock()"):format("method", rounds, warmup))
+print(("%-20s %.3f GFLOP per product, 3 products for forward + backward"):format("work", flop / 1e9))
+print()
+local header = ("%-44s %9s %9s %11s"):format("case", "ms", "GFLOP/s", "% of sgemm")
+print(header)
+print(("-"):rep(#header))
+local function row(name, ms, n, note)
+  print(("%-44s %9.2f %9.1f %11s"):format(name, ms, gflops(n, ms), note or ""))
+end
+row("gradlab conv2d forward (no_grad)", fwd_ms, flop, ("%.0f %%"):format(100 * fwd_ratio))
+row("  sgemm 64x576 . 576x32768", fwd_sgemm_ms, flop)
+row("gradlab conv2d forward + backward", step_ms, 3 * flop, ("%.0f %% %s"):format(100 * step_ratio,
+                                                                                 step_ratio >= 0.6 and "PASS" or "MISS"))
+row("  sgemm, the same 3 products", step_sgemm_ms, 3 * flop)
+
+-- PyTorch, when its Python module imports.
+local python = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
+local have_torch = os.execute(python .. " -c 'import torch' >/dev/null 2>&1") == true
+if not have_torch then
+  print()
+  print("PyTorch: not installed for " .. python .. " (Debian package python3-torch), skipped")
+  return
+end
+local command = ("OMP_NUM_THREADS=%d MKL_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s/torch_conv.py %d %d %d %d %d %d %d %d %d %d 2>&1")
+  :format(threads, threads, threads, python, script_dir, threads, warmup, rounds, B, CIN, COUT, H, W, K, PAD)
+local pipe = assert(io.popen(command))
+local output = pipe:read("a")
+pipe:close()
+local torch = {}
+for name, ms in output:gmatch("([%w+]+) ([%d.]+)\n") do torch[name] = tonumber(ms) end
+local backend = output:match("backend ([^\n]*)")
+if not (torch.forward and torch["fwd+bwd"]) then
+  print()
+  print("PyTorch: the run failed:\n" .. output)
+  return
+end
+print()
+print(("PyTorch (%s), load average %s after"):format(backend or "?", load_average()))
+row("torch conv2d forward (no_grad)", torch.forward, flop, ("gradlab %.2fx its time"):format(fwd_ms / torch.forward))
+row("torch conv2d forward + backward", torch["fwd+bwd"], 3 * flop,
+    ("gradlab %.2fx its time"):format(step_ms / torch["fwd+bwd"]))
+if torch.sgemm then row("torch.mm 64x576 . 576x32768", torch.sgemm, flop) end
