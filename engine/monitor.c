@@ -87,7 +87,10 @@ static void statistics_contiguous(const float *x, int64_t n, float low, float hi
     double sum, squares;
     float top;
     sums_fast(x, n, &sum, &squares, &top);
-    if (!isfinite(sum) || !isfinite(squares) || !isfinite(top)) {
+    /* Float squares underflow below ~1e-19 and overflow above ~1e19: the
+     * vanishing and exploding regimes the monitor exists for, so those take
+     * the careful pass, which squares in double. */
+    if (!isfinite(sum) || !isfinite(squares) || !isfinite(top) || top < 1e-18f || top > 1e18f) {
         statistics_careful(x, n, low, high, s);
         return;
     }

@@ -174,11 +174,15 @@ return function(gl)
   end
 
   -- No pcall here (it would cost every module call): if forward raises, the
-  -- path stays at the failing module until the next call sets it again.
+  -- path stays at the failing module until the next call sets it again.  A
+  -- root module (path "") therefore restores "" rather than what it found,
+  -- which may be such a stale path: the next model call after an error clears
+  -- it, so later anomaly messages do not blame the module that failed.
   local module_path = gl._module_path
   function Module.__call(self, ...)
     if not self._paths_ready then self:_assign_paths() end
     local previous = module_path(self._path)
+    if self._path == "" then previous = "" end
     local out, extra
     if self._precision then
       out, extra = self:_forward_in_precision(...)
@@ -272,7 +276,8 @@ return function(gl)
   -- Layers ----------------------------------------------------------------
   local function check_size(layer, position, value, what)
     if math.type(value) ~= "integer" and not (type(value) == "number" and value == math.floor(value)) then
-      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, tostring(value)), 4)
+      local shown = type(value) == "number" and tostring(value) or ("a %s"):format(type(value))
+      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, shown), 4)
     end
     if value < 1 then
       error(("%s: bad argument #%d (%s must be positive, got %d)"):format(layer, position, what, value), 4)
@@ -296,7 +301,9 @@ return function(gl)
     -- PyTorch's default: kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in)),
     -- and the bias from the same range.
     local bound = 1 / math.sqrt(in_features)
-    self:register_parameter("weight", gl.init.uniform(gl.empty{out_features, in_features}, -bound, bound))
+    local ok, weight = pcall(gl.empty, { out_features, in_features })
+    if not ok then error("Linear: " .. tostring(weight):gsub("^empty: ", ""), 3) end
+    self:register_parameter("weight", gl.init.uniform(weight, -bound, bound))
     gl.init.apply("Linear", options.init, self.weight, "init")
     if options.bias ~= false then
       self:register_parameter("bias", gl.init.uniform(gl.empty{out_features}, -bound, bound))
@@ -371,13 +378,13 @@ return function(gl)
 
   local Residual = class("Residual")
   function Residual:init(block) self:register_module("block", block) end
-  function Residual:forward(x) return x + self.block(x) end
+  function Residual:forward(x, ...) return x + self.block(x, ...) end   -- extra arguments (an adjacency) pass through
 
   -- DenseNet-style: the block's output joins its input on the feature dimension
   -- (the last for 1-d inputs, dimension 2 otherwise: features of (B, F), channels of (B, C, H, W)).
   local Dense = class("Dense")
   function Dense:init(block) self:register_module("block", block) end
-  function Dense:forward(x) return gl.cat({ x, self.block(x) }, x:dim() == 1 and 1 or 2) end
+  function Dense:forward(x, ...) return gl.cat({ x, self.block(x, ...) }, x:dim() == 1 and 1 or 2) end
 
   -- Activations -----------------------------------------------------------
   local function activation(name, fn, repr)
@@ -394,11 +401,20 @@ return function(gl)
 
   local LeakyReLU = activation("LeakyReLU", function(self, x) return gl.leaky_relu(x, self.slope) end,
                                function(self) return ("negative_slope=%g"):format(self.slope) end)
-  function LeakyReLU:init(slope) self.slope = slope or 0.01 end
+  -- A finite number, or nil for the default.
+  local function check_number(layer, what, value, default)
+    if value == nil then return default end
+    if type(value) ~= "number" or value ~= value or value == math.huge or value == -math.huge then
+      error(("%s: bad argument #1 (%s must be a finite number, got %s)"):format(layer, what, tostring(value)), 4)
+    end
+    return value
+  end
+
+  function LeakyReLU:init(slope) self.slope = check_number("LeakyReLU", "negative_slope", slope, 0.01) end
 
   local ELU = activation("ELU", function(self, x) return gl.elu(x, self.alpha) end,
                          function(self) return ("alpha=%g"):format(self.alpha) end)
-  function ELU:init(alpha) self.alpha = alpha or 1 end
+  function ELU:init(alpha) self.alpha = check_number("ELU", "alpha", alpha, 1) end
 
   local PReLU = activation("PReLU", function(self, x) return gl.prelu(x, self.weight) end,
                            function(self) return ("num_parameters=%d"):format(self.weight:numel()) end)
