@@ -11,6 +11,9 @@
 static const char *l_path_check(lua_State *L, int index)
 {
     size_t len;
+    /* A number would be converted to a file name ("5"): refuse it, as a
+     * likely slip of the arguments' order. */
+    if (lua_type(L, index) != LUA_TSTRING) luaL_typeerror(L, index, "string");
     const char *path = luaL_checklstring(L, index, &len);
     if (strlen(path) != len) luaL_argerror(L, index, "path contains a NUL byte");
     if (len == 0) luaL_argerror(L, index, "path is empty");
@@ -129,9 +132,21 @@ static int l_files_load_state(lua_State *L)
     return 1;
 }
 
+/* gl._csv_load(path, header) -> (rows, columns) tensor; gl.data.csv wraps it. */
+static int l_files_csv_load(lua_State *L)
+{
+    const char *path = l_path_check(L, 1);
+    bool header = lua_isnone(L, 2) || lua_toboolean(L, 2);
+    gl_error err;
+    gl_tensor **slot = l_tensor_push_slot(L);
+    if (gl_csv_load(path, header, slot, &err)) return l_error_raise(L, &err);
+    return 1;
+}
+
 void l_files_register(lua_State *L)
 {
     static const luaL_Reg functions[] = {
+        {"_csv_load", l_files_csv_load},
         {"save", l_files_save},
         {"load", l_files_load},
         {"save_state", l_files_save_state},

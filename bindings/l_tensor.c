@@ -27,6 +27,21 @@ int l_errorf(lua_State *L, const char *format, ...)
 
 int l_error_raise(lua_State *L, const gl_error *err)
 {
+    /* An op's output that does not fit in memory fails inside the engine's own
+     * allocator, whose message says "empty: cannot allocate ...": name the
+     * function the user called instead (x:contiguous(), a + b, gl.eye). */
+    static const char *const allocators[] = {"empty: ", "zeros: ", "full: "};
+    lua_Debug ar;
+    if (err->code == GL_ENOMEM && lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) {
+        const char *name = ar.name;
+        if (strncmp(name, "__", 2) == 0) name += 2;   /* __add -> add */
+        for (size_t i = 0; i < sizeof allocators / sizeof allocators[0]; i++) {
+            size_t n = strlen(allocators[i]);
+            if (strncmp(err->message, allocators[i], n) == 0
+                && strncmp(name, allocators[i], n - 2) != 0)
+                return luaL_error(L, "%s: %s", name, err->message + n);
+        }
+    }
     return luaL_error(L, "%s", err->message);
 }
 

@@ -3,6 +3,7 @@
  * reductions, matmul, cat/stack/where and the in-place updates.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bindings.h"
@@ -135,7 +136,12 @@ static int arg_extreme(lua_State *L, gl_reduce_op op)
     gl_status status = gl_tensor_reduce_dim(op, t, d, keepdim, &values, &positions, &err);
     gl_tensor_release(values);
     gl_tensor_release(flat);
-    if (status) return l_error_raise(L, &err);
+    if (status) {
+        /* The engine's message names its op, "max" or "min": the user called argmax/argmin. */
+        gl_error renamed = err;
+        snprintf(renamed.message, sizeof renamed.message, "arg%.508s", err.message);
+        return l_error_raise(L, &renamed);
+    }
     gl_tensor **slot = l_tensor_push_slot(L);
     status = gl_tensor_binary_scalar(GL_OP_ADD, positions, 1.0f, false, slot, &err);
     gl_tensor_release(positions);

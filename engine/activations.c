@@ -58,7 +58,11 @@ static inline float gelu_exp_nonpositive(float x)
     const int32_t limit = (int32_t)0xC2B00000;   /* -88.0f */
     int32_t bits = gelu_bits(x);
     int32_t below = -(int32_t)(bits < 0 && bits > limit);
-    float c = gelu_float((bits & ~below) | (limit & below));
+    /* x >= +0, +inf or a NaN with the sign bit clear (erf of NaN gets here):
+     * evaluate at 0, so the int conversion below stays in range (a NaN input
+     * still gives NaN through the caller's polynomial). */
+    int32_t above = -(int32_t)(bits >= 0);
+    float c = gelu_float((bits & ~below & ~above) | (limit & below));
     float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = c - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;

@@ -32,7 +32,10 @@ static void text_append(text *s, const char *format, ...)
     for (;;) {
         va_list args;
         va_start(args, format);
-        int n = vsnprintf(s->data + s->length, s->capacity - s->length, format, args);
+        /* NULL + 0 is undefined in C (UBSan flags it): before the first
+         * allocation, only measure. */
+        int n = vsnprintf(s->data ? s->data + s->length : NULL, s->capacity - s->length, format,
+                          args);
         va_end(args);
         if (n < 0) {
             s->failed = true;

@@ -41,9 +41,15 @@ gl_status gl_tensor_cat(int count, gl_tensor *const *tensors, int dim, gl_tensor
             return gl_error_set(err, GL_ESHAPE, 1,
                                 "cat: tensor %d has shape %s, tensor 1 has %s; all must match except in dimension %d",
                                 i + 1, GL_SHAPE_STR(t, other), GL_SHAPE_STR(t0, first), d + 1);
-        shape[d] += t->shape[d];
+        /* Expanded views can be huge without memory: the sum may overflow. */
+        if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d]))
+            return gl_error_set(err, GL_ENOMEM, 1,
+                                "cat: the result would have more than %lld elements in dimension %d",
+                                (long long)INT64_MAX, d + 1);
     }
-    gl_status status = gl_tensor_empty(t0->ndim, shape, out, err);
+    gl_status status = gl_shape_check("cat", t0->ndim, shape, NULL, err);
+    if (status) return status;
+    status = gl_tensor_empty(t0->ndim, shape, out, err);
     if (status) return status;
     int64_t at = 0;
     for (int i = 0; i < count && !status; i++) {

@@ -299,6 +299,11 @@ gl_status gl_group_norm(const gl_tensor *x, int64_t groups, const gl_tensor *wei
     int64_t C = x->shape[1];
     if (groups < 1)
         return gl_error_set(err, GL_EARG, 2, "group_norm: groups must be positive, got %lld", (long long)groups);
+    /* Every group holds at least one channel (0 channels: one empty group);
+     * this also keeps batch x groups from overflowing. */
+    if (groups > (C > 0 ? C : 1))
+        return gl_error_set(err, GL_EARG, 2, "group_norm: %lld groups for %lld channels (input shape %s)",
+                            (long long)groups, (long long)C, GL_SHAPE_STR(x, xs));
     if (C % groups != 0)
         return gl_error_set(err, GL_EARG, 2,
                             "group_norm: %lld groups do not divide %lld channels (input shape %s)",

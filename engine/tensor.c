@@ -81,7 +81,7 @@ gl_status gl_shape_check(const char *op, int ndim, const int64_t *shape, int64_t
     if (ndim < 0 || ndim > GL_MAX_DIMS)
         return gl_error_set(err, GL_EARG, 1, "%s: a tensor has at most %d dimensions, got %d", op,
                             GL_MAX_DIMS, ndim);
-    int64_t n = 1;
+    int64_t n = 1, nonzero = 1;
     bool overflow = false;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
@@ -89,9 +89,14 @@ gl_status gl_shape_check(const char *op, int ndim, const int64_t *shape, int64_t
                                 op, (long long)shape[d], d + 1,
                                 gl_shape_format(ndim, shape, buffer, sizeof buffer));
         if (!overflow && __builtin_mul_overflow(n, shape[d], &n)) overflow = true;
+        /* A size 0 makes numel 0, but the strides multiply the other sizes:
+         * {0, 2^62, 4} must fail too (NumPy refuses it as well). */
+        if (shape[d] > 0 && !overflow && __builtin_mul_overflow(nonzero, shape[d], &nonzero))
+            overflow = true;
     }
-    /* Physical memory is asked (a system call) only for requests that could exceed it. */
-    if (overflow || (n > (INT64_C(1) << 26) && n > gl_storage_max_numel()))
+    /* Physical memory is asked (a system call) only for requests that could exceed it.  An
+     * empty tensor is held to it too: kernels loop over its other dimensions. */
+    if (overflow || (nonzero > (INT64_C(1) << 26) && nonzero > gl_storage_max_numel()))
         return gl_error_set(err, GL_ENOMEM, 1,
                             "%s: cannot allocate a tensor of shape %s: more elements than this machine's memory holds",
                             op, gl_shape_format(ndim, shape, buffer, sizeof buffer));
@@ -402,6 +407,21 @@ static gl_status identity_backward(gl_node *node, gl_tensor *g, gl_tensor **grad
 }
 
 /* Resolves one -1 in a requested shape against numel. */
+/* Whether the product of the non-zero sizes overflows int64: such a shape
+ * has no valid strides (or numel), even when a size 0 leaves it empty.  An
+ * empty shape must also fit memory as gl_shape_check asks, since kernels loop
+ * over its other dimensions ({2^62, 0} would keep softmax busy for ever). */
+static bool sizes_overflow(int ndim, const int64_t *shape)
+{
+    int64_t product = 1;
+    bool empty = false;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 0) empty = true;
+        if (shape[d] > 0 && __builtin_mul_overflow(product, shape[d], &product)) return true;
+    }
+    return empty && product > (INT64_C(1) << 26) && product > gl_storage_max_numel();
+}
+
 static gl_status infer_shape(const char *op, const gl_tensor *t, int ndim, const int64_t *shape,
                              int64_t *resolved, gl_error *err)
 {
@@ -430,7 +450,7 @@ static gl_status infer_shape(const char *op, const gl_tensor *t, int ndim, const
     int64_t total = 1;
     for (int d = 0; d < ndim && total >= 0; d++)
         if (__builtin_mul_overflow(total, resolved[d], &total)) total = -1;
-    if (total != numel || (infer_at >= 0 && known == 0))
+    if (total != numel || (infer_at >= 0 && known == 0) || sizes_overflow(ndim, resolved))
         return gl_error_set(err, GL_ESHAPE, 1, "%s: cannot view a tensor of shape %s (%lld elements) as %s",
                             op, GL_SHAPE_STR(t, have), (long long)numel,
                             gl_shape_format(ndim, shape, want, sizeof want));
@@ -649,6 +669,10 @@ gl_status gl_tensor_expand(gl_tensor *t, int ndim, const int64_t *shape, gl_tens
     if (ndim < t->ndim || ndim > GL_MAX_DIMS)
         return gl_error_set(err, GL_ESHAPE, 1, "expand: cannot expand shape %s to %s",
                             GL_SHAPE_STR(t, have), gl_shape_format(ndim, shape, want, sizeof want));
+    if (sizes_overflow(ndim, shape))
+        return gl_error_set(err, GL_ENOMEM, 1,
+                            "expand: shape %s is too large: its sizes overflow int64, or it is empty with more rows than memory holds (from %s)",
+                            gl_shape_format(ndim, shape, want, sizeof want), GL_SHAPE_STR(t, have));
     int lead = ndim - t->ndim;
     for (int d = 0; d < ndim; d++) {
         int64_t from = d >= lead ? t->shape[d - lead] : 1;

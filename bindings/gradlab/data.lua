@@ -137,42 +137,20 @@ return function(gl)
   end
 
   -- Numbers separated by commas (or semicolons, tabs); a header line when
-  -- {header = true} (the default); every row the same length.
+  -- {header = true} (the default); every row the same length.  Parsed in C
+  -- (engine/csv.c, fuzzed by spec/fuzz/fuzz_csv.c).
   function data.csv(path, options)
     if type(path) ~= "string" then error("data.csv: bad argument #1 (a file path expected)", 2) end
-    options = options or {}
-    local header = options.header ~= false
-    local file, message = io.open(path, "r")
-    if not file then error(("data.csv: cannot read '%s': %s"):format(path, message), 2) end
-    local rows, width, line_number = {}, nil, 0
-    for line in file:lines() do
-      line_number = line_number + 1
-      line = line:gsub("\r$", "")
-      if not (header and line_number == 1) and line:find("%S") then
-        local row = {}
-        for cell in (line .. ","):gmatch("([^,;\t]*)[,;\t]") do
-          local v = tonumber(cell)
-          if v == nil then
-            cell = cell:match("^%s*(.-)%s*$")
-            v = (cell == "nan" or cell == "NaN") and 0 / 0 or (cell == "inf" and math.huge) or (cell == "-inf" and -math.huge) or nil
-          end
-          if v == nil then
-            file:close()
-            error(("data.csv: '%s' line %d: '%s' is not a number"):format(path, line_number, cell), 2)
-          end
-          row[#row + 1] = v
-        end
-        if width and #row ~= width then
-          file:close()
-          error(("data.csv: '%s' line %d has %d values, earlier lines %d"):format(path, line_number, #row, width), 2)
-        end
-        width = width or #row
-        rows[#rows + 1] = row
-      end
+    if options ~= nil and type(options) ~= "table" then
+      error(("data.csv: bad argument #2 (options table expected, got %s)"):format(type(options)), 2)
     end
-    file:close()
-    if #rows == 0 then return gl.zeros{0, 0} end
-    return gl.tensor(rows)
+    options = options or {}
+    local ok, result = pcall(gl._csv_load, path, options.header ~= false)
+    if not ok then
+      local message = tostring(result):gsub("^csv: ", "data.csv: "):gsub("^bad argument #(%d+) to '[^']*'", "data.csv: bad argument #%1")
+      error(message, 2)
+    end
+    return result
   end
 
   -- Mini-batches along dimension 1; shuffling uses the engine's generator.

@@ -128,6 +128,9 @@ return function(gl)
     if type(step) ~= "number" then
       error("record: bad argument #1 (step number expected, got " .. type(step) .. ")", 2)
     end
+    if step ~= step or step == math.huge or step == -math.huge then
+      error("record: bad argument #1 (step must be a finite number, got " .. tostring(step) .. ")", 2)
+    end
     if extra ~= nil and type(extra) ~= "table" then
       error("record: bad argument #2 (a table such as {loss = v} expected)", 2)
     end
@@ -234,6 +237,13 @@ return function(gl)
       return xs, ys
     end
     field = field or "grad_norm"
+    local known_field = false
+    for _, f in ipairs(PARAM_FIELDS) do known_field = known_field or f == field end
+    for _, f in ipairs(MODULE_FIELDS) do known_field = known_field or f == field end
+    if not known_field then
+      error(("series: bad argument #2 (unknown field '%s'; one of %s, %s)")
+        :format(tostring(field), table.concat(PARAM_FIELDS, ", "), table.concat(MODULE_FIELDS, ", ")), 2)
+    end
     local found = false
     for _, rec in ipairs(self.records) do
       local r = rec.params[name] or rec.modules[name]
@@ -434,8 +444,12 @@ return function(gl)
     if type(path) ~= "string" then error("monitor_from_csv: bad argument #1 (a file path expected)", 2) end
     local file, message = io.open(path, "r")
     if not file then error(("monitor_from_csv: cannot read '%s': %s"):format(path, message), 2) end
-    local header = file:read("l")
-    if not header then file:close(); error(("monitor_from_csv: '%s' is empty"):format(path), 2) end
+    local header, read_error = file:read("l")
+    if not header then
+      file:close()
+      if read_error then error(("monitor_from_csv: cannot read '%s': %s"):format(path, read_error), 2) end
+      error(("monitor_from_csv: '%s' is empty"):format(path), 2)
+    end
     local columns = {}
     for name in (header .. ","):gmatch("([^,]*),") do columns[#columns + 1] = name end
     local position = {}
@@ -452,6 +466,10 @@ return function(gl)
     local line_number = 1
     for line in file:lines() do
       line_number = line_number + 1
+      if line:find("\0", 1, true) then
+        file:close()
+        error(("monitor_from_csv: '%s' line %d contains a NUL byte (not a CSV that to_csv wrote)"):format(path, line_number), 2)
+      end
       if line ~= "" then
         local cells = {}
         for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
@@ -474,6 +492,10 @@ return function(gl)
         end
         local step = number("step")
         if step == nil then file:close(); error(("monitor_from_csv: '%s' line %d has no step"):format(path, line_number), 2) end
+        if step ~= step or step == math.huge or step == -math.huge then
+          file:close()
+          error(("monitor_from_csv: '%s' line %d: step %s is not a finite number"):format(path, line_number, tostring(step)), 2)
+        end
         local rec = by_step[step]
         if not rec then
           rec = { step = step, params = {}, modules = {} }

@@ -157,7 +157,7 @@ return function(gl)
   -- Checkpoints: state() copies every buffer; load_state copies them back, so
   -- continuing after a load is bit-identical to never stopping.
   function Optimizer:state()
-    local saved = { groups = {}, params = {} }
+    local saved = { kind = getmetatable(self).__name, groups = {}, params = {} }
     for gi, group in ipairs(self.param_groups) do
       local hyper = {}
       for k, v in pairs(group) do
@@ -180,6 +180,9 @@ return function(gl)
     local name = getmetatable(self).__name
     if type(saved) ~= "table" or type(saved.groups) ~= "table" or type(saved.params) ~= "table" then
       error(name .. ":load_state: bad argument #1 (a table from :state() expected)", 2)
+    end
+    if saved.kind ~= nil and saved.kind ~= name then
+      error(("%s:load_state: bad argument #1 (the state of a %s, not of a %s)"):format(name, tostring(saved.kind), name), 2)
     end
     if #saved.groups ~= #self.param_groups then
       error(("%s:load_state: the state has %d parameter groups, this optimizer %d")

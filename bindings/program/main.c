@@ -91,6 +91,9 @@ int prog_docall(lua_State *L, int narg, int nres, bool keep_session)
      * next chunk would stop at once.  Only our hook: the user's debug.sethook stays. */
     if (lua_gethook(L) == stop_hook)
         lua_sethook(L, NULL, 0, 0);
+    /* A module whose forward raised (or was interrupted) left its path set for messages. */
+    if (status != LUA_OK)
+        gl_set_module_path("");
 
     lua_remove(L, base);
     return status;
