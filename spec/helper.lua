@@ -162,5 +162,29 @@ function helper.has_numpy()
   return os.execute(helper.python .. " -c 'import numpy' 2>/dev/null") == true
 end
 
+-- Runs scripts/NAME.lua in --quick mode into a fresh temp folder, as the
+-- gradlab program would (the script sees `arg`); returns what the script returns
+-- (results, experiment) and the folder.  busted runs specs in an environment of
+-- their own, so `arg` is set in the real global table.
+function helper.run_script(name)
+  local dir = os.tmpname()
+  os.remove(dir)
+  local globals = debug.getregistry()[2]
+  local saved_arg = globals.arg
+  globals.arg = { "--quick", "--out", dir }
+  local ok, results, ex = pcall(dofile, "scripts/" .. name .. ".lua")
+  globals.arg = saved_arg
+  assert(ok, results)
+  return results, ex, dir
+end
+
+function helper.files_in(dir)
+  local pipe = io.popen("ls " .. dir)
+  local list = {}
+  for line in pipe:lines() do list[#list + 1] = line end
+  pipe:close()
+  return list
+end
+
 package.loaded["helper"] = helper
 return helper

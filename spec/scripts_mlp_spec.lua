@@ -8,27 +8,11 @@
 -- tanh + Xavier losing its signal over depth, or Adam's gradients exploding at a
 -- 30x learning rate) are findings, not regressions, and are not asserted either way.
 local gl = require "gradlab"
+local helper = require "helper"
 
-local function run_script(name)
-  local dir = os.tmpname()
-  os.remove(dir)
-  -- the real global table (busted runs specs in an environment of their own)
-  local globals = debug.getregistry()[2]
-  local saved_arg = globals.arg
-  globals.arg = { "--quick", "--out", dir }
-  local ok, results, ex = pcall(dofile, "scripts/" .. name .. ".lua")
-  globals.arg = saved_arg
-  assert(ok, results)
-  return results, ex, dir
-end
+local run_script = helper.run_script
 
-local function files_in(dir)
-  local pipe = io.popen("ls " .. dir)
-  local list = {}
-  for line in pipe:lines() do list[#list + 1] = line end
-  pipe:close()
-  return list
-end
+local files_in = helper.files_in
 
 -- Every script writes readable PNGs (and at least `pngs` of them) and monitor CSVs
 -- that gl.monitor_from_csv reads back.

@@ -2,19 +2,9 @@
 -- --quick mode, and their headline claims hold on the numbers they measured (only the
 -- claims the quick run measures robustly are asserted here).
 local gl = require "gradlab"
+local helper = require "helper"
 
-local function run_script(name)
-  local dir = os.tmpname()
-  os.remove(dir)
-  -- the real global table (busted runs specs in an environment of their own)
-  local globals = debug.getregistry()[2]
-  local saved_arg = globals.arg
-  globals.arg = { "--quick", "--out", dir }
-  local ok, results, ex = pcall(dofile, "scripts/" .. name .. ".lua")
-  globals.arg = saved_arg
-  assert(ok, results)
-  return results, ex, dir
-end
+local run_script = helper.run_script
 
 local function count_files(dir)
   local pngs, csvs = 0, 0
