@@ -330,6 +330,13 @@ return function(gl)
   local Flatten = class("Flatten")
   function Flatten:init(start_dim, end_dim)
     self.start_dim, self.end_dim = start_dim or 2, end_dim or -1
+    for position, v in ipairs { self.start_dim, self.end_dim } do
+      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v) and v > -2 ^ 31 and v < 2 ^ 31) or v == 0 then
+        error(("Flatten: bad argument #%d (%s must be a non-zero integer dimension, got %s)")
+          :format(position, position == 1 and "start_dim" or "end_dim", tostring(v)), 3)
+      end
+    end
+    self.start_dim, self.end_dim = math.tointeger(self.start_dim), math.tointeger(self.end_dim)
   end
   function Flatten:forward(x)
     local shape, n = x:shape(), x:dim()
