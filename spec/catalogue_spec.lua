@@ -216,6 +216,8 @@ case("module", "Sequential:add of a string", function() nn.Sequential():add("x")
 case("module", "Residual whose block changes the shape", function()
   nn.Residual(nn.Linear(3, 4))(gl.zeros{2, 3})
 end, "add", "{2, 3}", "{2, 4}")
+case("module", "Flatten from dimension inf to NaN", function() nn.Flatten(math.huge, 0 / 0) end,
+     "Flatten", "#1", "start_dim")
 case("module", "Softmax over dimension 5", function() nn.Softmax(5)(gl.zeros{2, 3}) end,
      "softmax", "dimension 5")
 case("module", "precision of an unknown format", function() mlp():precision("fp8") end,
