@@ -4,17 +4,23 @@
 -- target conv >= 60 % of sgemm, and for PyTorch's time on the same layer when it is installed.
 --
 -- FLOPs: the layer is three matrix products of the same size, 2 Cout (Cin k k) (B OH OW) each
--- (≈ 2.42 GFLOP): forward y = W col, backward dW = dy col^T and dcol = W^T dy.  The sgemm
--- baseline computes exactly those three products, each as ONE big sgemm over the whole batch
--- (64 x 576 . 576 x 32768 and its two transposes, through a:matmul(b) on preallocated inputs,
--- which bench_tensor measures at 0.95-1.05 of a raw cblas_sgemm call), so it is the ceiling a
--- conv layer could reach if im2col, col2im and the bias were free.  The conv rows run the
--- gradlab op as a user sees it: gl.conv2d with autograd recording, output allocation and
--- backward into x, weight and bias.
+-- (≈ 2.42 GFLOP): forward y = W col, backward dW = dy col^T and dx (at stride 1 itself a
+-- convolution of dy, the same product again).  The sgemm baseline computes exactly those
+-- three products, each as ONE big sgemm over the whole batch (64 x 576 . 576 x 32768 and its
+-- two transposes, through a:matmul(b) on preallocated inputs, which bench_tensor measures at
+-- 0.95-1.05 of a raw cblas_sgemm call), so it is the ceiling a conv layer could reach if
+-- building the columns (im2col) and adding the bias were free.  The conv rows run the gradlab
+-- op as a user sees it: nn.Conv2d with autograd recording, output allocation and backward
+-- into x, weight and bias.
 --
 -- Rounds alternate the contenders (conv step, then the sgemm triple, reversed every other
 -- round); the figures are medians, and "% of sgemm" is the median of the per-round ratios,
--- which cancels slowdowns that hit a whole round on this shared machine.  PyTorch runs after,
+-- which cancels slowdowns that hit a whole round on this shared machine.  That order is
+-- also the harsh case for the conv: with 2 or more threads gl.conv2d splits the batch over
+-- its own worker threads (BLAS single-threaded inside each), and right after a threaded
+-- sgemm OpenBLAS's idle threads still spin (sched_yield) for ~0.1 s, competing for the
+-- cores, as they would after a Linear layer in a real net.  An [info] row times each side
+-- in a block of its own, after a pause that lets those threads park.  PyTorch runs last,
 -- in a child process (bench/torch_conv.py) with the same thread count.
 --
 -- Run:  build/gradlab bench/bench_conv.lua [--quick]
@@ -22,6 +28,8 @@
 --       GRADLAB_THREADS=N (default 2) sets the engine's and OpenBLAS's threads, and PyTorch's.
 --       OPENBLAS_CORETYPE=SkylakeX selects OpenBLAS's AVX-512 kernels, which 0.3.21 does not
 --       pick by itself on this CPU (it falls back to generic Prescott kernels): run both ways.
+--       OPENBLAS_THREAD_TIMEOUT=4 makes idle OpenBLAS threads sleep at once instead of spinning,
+--       which removes their competition with the conv's worker threads (see above).
 --       GRADLAB_PYTHON=/usr/bin/python3 is the interpreter tried for PyTorch.
 
 local quick = false
@@ -106,7 +114,7 @@ local function duel(a, b)
   for r = 1, rounds do
     local first, second = a, b
     if r % 2 == 0 then first, second = b, a end
-    collectgarbage("step", 0)
+    collectgarbage()   -- outside the timed region: freed outputs go back to the engine's cache
     local t0 = clock(); first(); local t1 = clock(); second(); local t2 = clock()
     local da, db = t1 - t0, t2 - t1
     if r % 2 == 0 then da, db = db, da end
@@ -115,21 +123,37 @@ local function duel(a, b)
   return median(ta), median(tb), median(ratio)
 end
 
+-- Median ms of fn run `rounds` times in a row, after OpenBLAS's idle threads have parked.
+local function alone(fn)
+  os.execute("sleep 0.3")
+  for _ = 1, warmup do fn() end
+  local times = {}
+  for r = 1, rounds do
+    collectgarbage()   -- outside the timed region: freed outputs go back to the engine's cache
+    local t0 = clock(); fn(); times[r] = (clock() - t0) * 1e3
+  end
+  return median(times)
+end
+
 local load_before = load_average()
 local fwd_ms, fwd_sgemm_ms, fwd_ratio = duel(conv_forward, sgemm_forward)
 local step_ms, step_sgemm_ms, step_ratio = duel(conv_step, sgemm_triple)
+local step_alone_ms = alone(conv_step)
+local triple_alone_ms = alone(sgemm_triple)
 
 local flop = 2 * COUT * KK * P
 local function gflops(n, ms) return n / (ms * 1e-3) / 1e9 end
 
 print(("Conv2d(%d, %d, %dx%d, padding=%d) on (%d, %d, %d, %d)%s"):format(CIN, COUT, K, K, PAD, B, CIN, H, W,
                                                                          quick and " (--quick)" or ""))
-print(("%-20s %s, gradlab %s"):format("interpreter", _VERSION, gl.version or "?"))
-print(("%-20s %d (engine and OpenBLAS)"):format("threads", threads))
-print(("%-20s %s"):format("OPENBLAS_CORETYPE", os.getenv("OPENBLAS_CORETYPE") or "(unset: OpenBLAS 0.3.21 picks generic Prescott kernels on this CPU)"))
-print(("%-20s %s (before), %s (after the gradlab rounds)"):format("load average", load_before, load_average()))
-print(("%-20s median of %d alternating rounds after %d warm-up, gl.clock()"):format("method", rounds, warmup))
-print(("%-20s %.3f GFLOP per product, 3 products for forward + backward"):format("work", flop / 1e9))
+print(("%-24s %s, gradlab %s"):format("interpreter", _VERSION, gl.version or "?"))
+print(("%-24s %d (engine and OpenBLAS)"):format("threads", threads))
+print(("%-24s %s"):format("OPENBLAS_CORETYPE", os.getenv("OPENBLAS_CORETYPE") or "(unset: OpenBLAS 0.3.21 picks generic Prescott kernels on this CPU)"))
+print(("%-24s %s"):format("OPENBLAS_THREAD_TIMEOUT", os.getenv("OPENBLAS_THREAD_TIMEOUT")
+  or "(unset: idle OpenBLAS threads spin ~2^28 cycles; 4 parks them at once)"))
+print(("%-24s %s (before), %s (after the gradlab rounds)"):format("load average", load_before, load_average()))
+print(("%-24s median of %d alternating rounds after %d warm-up, gl.clock()"):format("method", rounds, warmup))
+print(("%-24s %.3f GFLOP per product, 3 products for forward + backward"):format("work", flop / 1e9))
 print()
 local header = ("%-44s %9s %9s %11s"):format("case", "ms", "GFLOP/s", "% of sgemm")
 print(header)
@@ -142,6 +166,10 @@ row("  sgemm 64x576 . 576x32768", fwd_sgemm_ms, flop)
 row("gradlab conv2d forward + backward", step_ms, 3 * flop, ("%.0f %% %s"):format(100 * step_ratio,
                                                                                  step_ratio >= 0.6 and "PASS" or "MISS"))
 row("  sgemm, the same 3 products", step_sgemm_ms, 3 * flop)
+print("[info] each in a block of its own, OpenBLAS's idle threads parked first:")
+row("gradlab conv2d forward + backward, alone", step_alone_ms, 3 * flop,
+    ("%.0f %%"):format(100 * triple_alone_ms / step_alone_ms))
+row("  sgemm, the same 3 products, alone", triple_alone_ms, 3 * flop)
 
 -- PyTorch, when its Python module imports.
 local python = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
