@@ -27,7 +27,7 @@ local function run(command)
   pipe:close()
   local ms, flops, rss = output:match("ms=([%d%.]+) flops=(%d+) rss_kb=(%d+)")
   if not ms then return nil, output end
-  return { ms = tonumber(ms), flops = tonumber(flops), rss = tonumber(rss) }
+  return { ms = tonumber(ms), flops = tonumber(flops), rss = tonumber(rss), core = output:match("core=(%S+)") }
 end
 
 local has_torch = os.execute(python .. " -c 'import torch' 2>/dev/null") == true
@@ -40,6 +40,10 @@ do
   pipe:close()
   ceiling = tonumber(output:match("gflops=([%d%.]+)"))
 end
+-- Which OpenBLAS kernels each side runs: gradlab replaces OpenBLAS's generic
+-- fallback on CPUs it does not know (engine/blas.c); PyTorch keeps it.
+local blas = gl.blas()
+local torch_core = "-"
 
 local names = {
   a = "(a) MLP 784-1024-1024-10 b128", b = "(b) 32 x Linear(64) tanh b32", c = "(c) (b) + monitor every step",
@@ -53,6 +57,7 @@ for _, case in ipairs{ "a", "b", "c", "d", "e", "f" } do
     local g, gerr = run(("%s %s/cases.lua %s%s"):format(program, here, case, flag))
     local t = has_torch and run(("%s %s/torch_cases.py %s%s"):format(python, here, case, flag)) or nil
     results[case] = { g = g, t = t }
+    if t and t.core then torch_core = t.core end
     if not g then io.stderr:write(("case %s failed on the gradlab side:\n%s\n"):format(case, gerr)) end
     local row = { names[case], g and g.ms, t and t.ms }
     row[4] = g and t and g.ms / t.ms
@@ -73,6 +78,7 @@ local function f(v, format) return v and format:format(v) or "-" end
 print(("gradlab vs PyTorch%s — threads %d, OPENBLAS_CORETYPE=%s, raw sgemm ceiling %s GFLOP/s%s")
   :format(has_torch and "" or " (PyTorch not installed)", threads, os.getenv("OPENBLAS_CORETYPE") or "unset",
           f(ceiling, "%.1f"), quick and " — QUICK sizes, targets not meaningful" or ""))
+print(("OpenBLAS kernels: gradlab %s (chosen by %s), PyTorch %s"):format(blas.core, blas.chosen_by, torch_core))
 print(("%-34s %12s %12s %8s %9s %8s  %s"):format("case", "gradlab ms", "PyTorch ms", "ratio", "GFLOP/s", "% ceil", "target"))
 for _, r in ipairs(rows) do
   print(("%-34s %12s %12s %8s %9s %8s  %s"):format(r[1], f(r[2], "%.3f"), f(r[3], "%.3f"), f(r[4], "%.2f"),

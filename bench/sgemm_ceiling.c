@@ -1,10 +1,13 @@
 /*
  * sgemm_ceiling.c — the raw cblas_sgemm throughput for one shape, the ceiling
- * the end-to-end cases are measured against (bench/compare.lua).
+ * the end-to-end cases are measured against (bench/compare.lua).  Linked with
+ * the engine so OpenBLAS runs the same kernels gradlab chose (engine/blas.c).
  *
- *   sgemm_ceiling M N K [reps]   -> prints "gflops=<median GFLOP/s>"
+ *   sgemm_ceiling M N K [reps]   -> prints "gflops=<median GFLOP/s> core=<kernels>"
  */
 #include <cblas.h>
+
+#include "gradlab.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -46,7 +49,7 @@ int main(int argc, char **argv)
         if (r >= 0) times[r] = now() - t0;
     }
     qsort(times, (size_t)reps, sizeof *times, compare);
-    printf("gflops=%.3f\n", 2.0 * m * n * k / times[reps / 2] * 1e-9);
+    printf("gflops=%.3f core=%s\n", 2.0 * m * n * k / times[reps / 2] * 1e-9, gl_blas_core_name());
     free(a), free(b), free(c), free(times);
     return 0;
 }

@@ -139,4 +139,17 @@ for _ in range(reps):
     times.append((time.perf_counter() - t0) * 1000)
 times.sort()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("ms=%.4f flops=0 rss_kb=%d steps=%d" % (times[(len(times) - 1) // 2], rss, reps))
+
+
+def blas_core():
+    """The OpenBLAS kernels PyTorch's matrix products run on (the library is already loaded)."""
+    try:
+        import ctypes
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+print("ms=%.4f flops=0 rss_kb=%d steps=%d core=%s" % (times[(len(times) - 1) // 2], rss, reps, blas_core()))

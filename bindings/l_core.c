@@ -29,6 +29,25 @@ static int l_release_memory(lua_State *L)
     return 1;
 }
 
+/* gl.blas() → {core = "SkylakeX", chosen_by = "openblas" | "environment" | "gradlab",
+ * threads = n}: which OpenBLAS kernels run the matrix products, and why. */
+static int l_blas(lua_State *L)
+{
+    static const char *const origin[] = {
+        [GL_BLAS_KERNELS_OPENBLAS] = "openblas",
+        [GL_BLAS_KERNELS_ENVIRONMENT] = "environment",
+        [GL_BLAS_KERNELS_GRADLAB] = "gradlab",
+    };
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, gl_blas_core_name());
+    lua_setfield(L, -2, "core");
+    lua_pushstring(L, origin[gl_blas_kernels_chosen_by()]);
+    lua_setfield(L, -2, "chosen_by");
+    lua_pushinteger(L, gl_get_num_threads());
+    lua_setfield(L, -2, "threads");
+    return 1;
+}
+
 /* gl._isatty(fd) → whether file descriptor fd (2 = stderr) is a terminal. */
 static int l_isatty(lua_State *L)
 {
@@ -58,6 +77,8 @@ int luaopen_gradlab_core(lua_State *L)
     lua_setfield(L, -2, "memory");
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "_isatty");
+    lua_pushcfunction(L, l_blas);
+    lua_setfield(L, -2, "blas");
     lua_pushcfunction(L, l_release_memory);
     lua_setfield(L, -2, "release_memory");
     return 1;

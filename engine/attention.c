@@ -33,9 +33,6 @@
 
 #include "autograd.h"
 
-/* OpenBLAS's own setter, declared as context.c does (no dependence on its header layout). */
-void openblas_set_num_threads(int threads);
-
 /* One of q, k, v (or their gradients): the first element and element strides. */
 typedef struct attn_operand {
     float *data;
@@ -313,14 +310,14 @@ static void attn_run(const attn_task *base, int count, float *scratch)
     }
     pthread_t ids[ATTN_MAX_WORKERS];
     bool started[ATTN_MAX_WORKERS] = {false};
-    openblas_set_num_threads(1);
+    gl_blas_set_threads(1);
     for (int i = 1; i < count; i++) started[i] = pthread_create(&ids[i], NULL, attn_task_run, &tasks[i]) == 0;
     attn_task_run(&tasks[0]);
     for (int i = 1; i < count; i++) {
         if (started[i]) pthread_join(ids[i], NULL);
         else attn_task_run(&tasks[i]);
     }
-    openblas_set_num_threads(gl_get_num_threads());
+    gl_blas_set_threads(gl_get_num_threads());
 }
 
 /* ------------------------------------------------------------------ layout */

@@ -17,10 +17,6 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-/* OpenBLAS's own setter; declared here to avoid depending on its header layout. */
-void openblas_set_num_threads(int threads);
-int openblas_get_num_threads(void);
-
 static struct {
     uint64_t rng[4];
     bool has_spare_normal;
@@ -101,7 +97,7 @@ uint64_t gl_random_below(uint64_t n)
 
 int gl_get_num_threads(void)
 {
-    if (context.threads <= 0) context.threads = openblas_get_num_threads();
+    if (context.threads <= 0) context.threads = gl_blas_get_threads();
     return context.threads;
 }
 
@@ -109,7 +105,7 @@ void gl_set_num_threads(int threads)
 {
     if (threads < 1) threads = 1;
     context.threads = threads;
-    openblas_set_num_threads(threads);
+    gl_blas_set_threads(threads);
 }
 
 bool gl_grad_enabled(void) { return context.grad_enabled; }

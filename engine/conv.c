@@ -407,14 +407,14 @@ static void conv_run(conv_part *parts, int count)
     }
     pthread_t ids[CONV_MAX_WORKERS];
     bool started[CONV_MAX_WORKERS] = {false};
-    openblas_set_num_threads(1);
+    gl_blas_set_threads(1);
     for (int i = 1; i < count; i++) started[i] = pthread_create(&ids[i], NULL, conv_part_run, &parts[i]) == 0;
     conv_part_run(&parts[0]);
     for (int i = 1; i < count; i++) {
         if (started[i]) pthread_join(ids[i], NULL);
         else conv_part_run(&parts[i]);
     }
-    openblas_set_num_threads(gl_get_num_threads());
+    gl_blas_set_threads(gl_get_num_threads());
 }
 
 /* y = conv(x) + b over the batch, in parts. */

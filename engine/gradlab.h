@@ -270,6 +270,18 @@ uint64_t gl_random_below(uint64_t n);
 
 int gl_get_num_threads(void);
 void gl_set_num_threads(int threads);       /* also sets OpenBLAS's thread count */
+
+/* OpenBLAS's kernels: the core type in use and who chose it.  When OpenBLAS
+ * does not know the CPU and falls back to generic kernels, gradlab asks it for
+ * the ones the CPU's features allow (engine/blas.c); OPENBLAS_CORETYPE or
+ * GRADLAB_KEEP_BLAS_KERNELS in the environment leave the choice alone. */
+typedef enum {
+    GL_BLAS_KERNELS_OPENBLAS,      /* OpenBLAS's own detection */
+    GL_BLAS_KERNELS_ENVIRONMENT,   /* OPENBLAS_CORETYPE was set */
+    GL_BLAS_KERNELS_GRADLAB,       /* gradlab replaced a generic fallback */
+} gl_blas_kernels_origin;
+const char *gl_blas_core_name(void);
+gl_blas_kernels_origin gl_blas_kernels_chosen_by(void);
 bool gl_grad_enabled(void);
 void gl_set_grad_enabled(bool enabled);
 

@@ -48,6 +48,11 @@ typedef enum { GL_POOL_TENSOR, GL_POOL_STORAGE, GL_POOL_NODE, GL_POOL_COUNT } gl
 void *gl_context_object_take(gl_pool pool);          /* NULL when the list is empty */
 bool gl_context_object_put(gl_pool pool, void *object);   /* false: caller frees */
 
+/* OpenBLAS's own thread count (blas.c); the engine's count lives in context.c,
+ * and kernels that split work over their own threads set BLAS's to 1 meanwhile. */
+int gl_blas_get_threads(void);
+void gl_blas_set_threads(int threads);
+
 /* Counts bytes for gl_allocated_bytes_total (context.c). */
 void gl_context_note_allocation(uint64_t bytes);
 void gl_context_note_free(uint64_t bytes);
