@@ -24,9 +24,11 @@ OPT         ?= -O3
 WARN        := -Wall -Wextra -Wno-unused-parameter
 # -fno-math-errno: the engine never reads errno after math calls, and without
 # it GCC cannot vectorize loops calling sqrtf and friends.
+# -fno-trapping-math: nothing reads the floating-point exception flags, and
+# without it GCC will not turn `c ? a : b * a` into a vector blend.
 # -fopenmp-simd: `#pragma omp simd` marks reductions the compiler may vectorize
 # (no OpenMP runtime is linked).
-CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fno-math-errno -fopenmp-simd -D_GNU_SOURCE $(WARN) -Iengine -Iplots $(PKG_CFLAGS)
+CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fno-math-errno -fno-trapping-math -fopenmp-simd -D_GNU_SOURCE $(WARN) -Iengine -Iplots $(PKG_CFLAGS)
 SANITIZE    ?=
 CFLAGS_ALL   = $(CFLAGS_BASE) $(SANITIZE) $(EXTRA_CFLAGS)
 LDFLAGS_ALL  = $(SANITIZE) $(EXTRA_LDFLAGS)
