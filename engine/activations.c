@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "math_fast.h"
 
 static const char *const activation_names[GL_ACTIVATION_COUNT] = {
     [GL_ACT_SIGMOID] = "sigmoid", [GL_ACT_TANH] = "tanh", [GL_ACT_RELU] = "relu",
@@ -25,28 +26,6 @@ const char *gl_activation_name(gl_activation kind)
 {
     return kind < GL_ACTIVATION_COUNT ? activation_names[kind] : "?";
 }
-
-/* tanh in float with at most ~2 ulp of error: an odd minimax polynomial near
- * zero (fitted to tanh in double; 0.78 ulp on |x| < 0.625) and
- * 1 - 2/(e^{2|x|} + 1) beyond, where expf is accurate.  glibc's tanhf goes
- * through expm1f and costs several times more, which dominated small nets. */
-static inline float tanh_float(float x)
-{
-    float a = fabsf(x);
-    if (a < 0.625f) {
-        float x2 = x * x;
-        float p = 0.0021489573748707472f;
-        p = p * x2 - 0.008184633579138196f;
-        p = p * x2 + 0.02170398952950338f;
-        p = p * x2 - 0.05394745228499193f;
-        p = p * x2 + 0.1333321248772914f;
-        p = p * x2 - 0.33333331010048917f;
-        return x + x * x2 * p;
-    }
-    float e = expf(2.0f * a);
-    return copysignf(1.0f - 2.0f / (e + 1.0f), x);
-}
-
 
 /* erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7; 5e-7 with the exp
  * below), the formula of PyTorch's Vectorized<float>::erf, written so that
@@ -86,21 +65,13 @@ static inline float erf_float(float x)
     return gelu_float(gelu_bits(e) | (bits & (int32_t)0x80000000));
 }
 
-static void activation_forward(gl_activation kind, float parameter, int64_t n,
+/* tanh and sigmoid come from math_fast.h (vectorizable, <= 2.5 ulp); both
+ * kernels are compiled per vector width (GL_VECTOR_CLONES). */
+GL_VECTOR_CLONES static void activation_forward(gl_activation kind, float parameter, int64_t n,
                                const float *restrict x, float *restrict y)
 {
     switch (kind) {
-    case GL_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) {
-            /* Two branches keep exp from overflowing for large |x|. */
-            float v = x[i];
-            if (v >= 0) y[i] = 1.0f / (1.0f + expf(-v));
-            else {
-                float e = expf(v);
-                y[i] = e / (1.0f + e);
-            }
-        }
-        break;
+    case GL_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = sigmoid_float(x[i]); break;
     case GL_ACT_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanh_float(x[i]); break;
     case GL_ACT_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f; break;
     case GL_ACT_LEAKY_RELU:
@@ -119,7 +90,7 @@ static void activation_forward(gl_activation kind, float parameter, int64_t n,
     }
 }
 
-static void activation_backward(gl_activation kind, float parameter, int64_t n,
+GL_VECTOR_CLONES static void activation_backward(gl_activation kind, float parameter, int64_t n,
                                 const float *restrict g, const float *restrict x,
                                 const float *restrict y, float *restrict dx)
 {

@@ -22,15 +22,16 @@
 #include <stdint.h>
 #include <string.h>
 
-/* GL_VECTOR_CLONES on a hot loop's function compiles it twice, for AVX2 and
- * for the baseline (SSE2), and picks one at load time (an ifunc), so the
- * vectorizer works with 8 floats instead of 4 where the CPU has AVX2.  The
+/* GL_VECTOR_CLONES on a hot loop's function compiles it three times, for
+ * AVX-512, AVX2 and the baseline (SSE2), and picks one at load time (an
+ * ifunc), so the vectorizer works with 16 or 8 floats instead of 4 where the
+ * CPU allows.  The
  * engine builds with -std=c11, which keeps floating-point contraction off, so
  * both clones round identically: the results are bitwise the same on any
  * x86-64.  Functions so marked are not inlined; give them a whole row or more. */
 #if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define GL_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define GL_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef GL_VECTOR_CLONES
@@ -93,10 +94,14 @@ static inline float exp_float(float x)
     return y * bits_float(scale);
 }
 
-/* 1 / (1 + e^-x): no cancellation on either side, so one formula serves. */
+/* 1 / (1 + e^-x): no cancellation on either side, so one formula serves.
+ * Below -87.3 the true value is subnormal (and 0 below -104): we return 0
+ * there rather than exp_float's saturated 1.2e-38. */
 static inline float sigmoid_float(float x)
 {
-    return 1.0f / (1.0f + exp_float(-x));
+    float y = 1.0f / (1.0f + exp_float(-x));
+    uint32_t far_negative = -(uint32_t)(float_bits(x) > 0xc2ae999au && float_bits(x) <= 0xff800000u);
+    return bits_float(float_bits(y) & ~far_negative);
 }
 
 /* tanh: an odd minimax polynomial near zero (fitted to tanh in double;
