@@ -16,18 +16,11 @@
 return function(gl, nn)
   local class = nn.class
 
+  local check = require "gradlab.nn_check"
+  local integer_check, options_check = check.integer, check.options
+
   -- Errors raised from a constructor point at the user's call (level 4 from here:
   -- helper → init → class __call → caller).
-  local function integer_check(layer, position, value, what)
-    if math.type(value) ~= "integer" and not (type(value) == "number" and value == math.floor(value)) then
-      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, tostring(value)), 4)
-    end
-    if value < 1 then
-      error(("%s: bad argument #%d (%s must be positive, got %d)"):format(layer, position, what, value), 4)
-    end
-    return math.tointeger(value)
-  end
-
   -- A number or {h, w} → {h, w} of integers >= minimum.
   local function pair_check(layer, position, value, what, minimum)
     local pair = type(value) == "table" and value or { value, value }
@@ -49,17 +42,6 @@ return function(gl, nn)
       out[i] = math.tointeger(v)
     end
     return out
-  end
-
-  local function options_check(layer, position, options, known)
-    if options == nil then return {} end
-    if type(options) ~= "table" then
-      error(("%s: bad argument #%d (options table expected, got %s)"):format(layer, position, type(options)), 4)
-    end
-    for key in pairs(options) do
-      if not known[key] then error(("%s: unknown option '%s'"):format(layer, tostring(key)), 4) end
-    end
-    return options
   end
 
   local function flag(value, default) if value == nil then return default end return value and true or false end

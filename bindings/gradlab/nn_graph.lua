@@ -34,29 +34,8 @@
 -- edges for edge lists.
 return function(gl, nn)
   local class = nn.class
-
-  local function shape_text(shape) return "{" .. table.concat(shape, ", ") .. "}" end
-
-  local function integer_check(layer, position, value, what)
-    if type(value) ~= "number" or value ~= math.floor(value) or value ~= value then
-      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, tostring(value)), 4)
-    end
-    if value < 1 then
-      error(("%s: bad argument #%d (%s must be positive, got %d)"):format(layer, position, what, value), 4)
-    end
-    return math.tointeger(value)
-  end
-
-  local function options_check(layer, position, options, known)
-    if options == nil then return {} end
-    if type(options) ~= "table" then
-      error(("%s: bad argument #%d (options table expected, got %s)"):format(layer, position, type(options)), 4)
-    end
-    for key in pairs(options) do
-      if not known[key] then error(("%s: unknown option '%s'"):format(layer, tostring(key)), 4) end
-    end
-    return options
-  end
+  local check = require "gradlab.nn_check"
+  local shape_text, integer_check, options_check = check.shape_text, check.integer, check.options
 
   -- A graph argument: a tensor or {edges =, weight =}.
   local function graph_check(layer, adjacency, level)

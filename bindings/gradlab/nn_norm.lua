@@ -16,34 +16,10 @@
 -- Parameter and buffer names are PyTorch's: weight, bias, running_mean, running_var.
 return function(gl, nn)
   local class = nn.class
+  local check = require "gradlab.nn_check"
+  local shape_text, integer_check, options_check = check.shape_text, check.integer, check.options
   local FLOAT32_EPSILON = 2 ^ -23   -- torch.finfo(torch.float32).eps, RMSNorm's default
 
-  local function shape_text(shape) return "{" .. table.concat(shape, ", ") .. "}" end
-
-  -- Errors raised from a constructor point at the user's call (level 4 from here:
-  -- helper → init → class __call → caller).
-  local function integer_check(layer, position, value, what)
-    if type(value) ~= "number" or value ~= math.floor(value) or value ~= value then
-      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, tostring(value)), 4)
-    end
-    if value < 1 then
-      error(("%s: bad argument #%d (%s must be positive, got %d)"):format(layer, position, what, value), 4)
-    end
-    return math.tointeger(value)
-  end
-
-  local function options_check(layer, position, options, known)
-    if options == nil then return {} end
-    if type(options) ~= "table" then
-      error(("%s: bad argument #%d (options table expected, got %s)"):format(layer, position, type(options)), 4)
-    end
-    for key in pairs(options) do
-      if not known[key] then
-        error(("%s: unknown option '%s'"):format(layer, tostring(key)), 4)
-      end
-    end
-    return options
-  end
 
   local function eps_check(layer, eps)
     if type(eps) ~= "number" or not (eps > 0) or eps == math.huge then

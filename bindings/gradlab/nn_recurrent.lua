@@ -29,37 +29,11 @@
 -- *_cell functions): one graph node per layer and call, with a fused backward through time.
 return function(gl, nn)
   local class = nn.class
+  local check = require "gradlab.nn_check"
+  local shape_text = check.shape_text
 
-  local function shape_text(shape) return "{" .. table.concat(shape, ", ") .. "}" end
-
-  -- Constructor errors point at the user's call: level 5 from a helper called by setup
-  -- (helper → setup → init → class __call → caller), 4 from setup itself.
-  local function integer_check(layer, position, value, what)
-    if type(value) ~= "number" or value ~= math.floor(value) or value ~= value then
-      error(("%s: bad argument #%d (%s must be an integer, got %s)"):format(layer, position, what, tostring(value)), 5)
-    end
-    if value < 1 then
-      error(("%s: bad argument #%d (%s must be positive, got %d)"):format(layer, position, what, value), 5)
-    end
-    return math.tointeger(value)
-  end
-
-  local function options_check(layer, options, known)
-    if options == nil then return {} end
-    if type(options) ~= "table" then
-      error(("%s: bad argument #3 (options table expected, got %s)"):format(layer, type(options)), 5)
-    end
-    for key in pairs(options) do
-      if not known[key] then
-        local names = {}
-        for name in pairs(known) do names[#names + 1] = name end
-        table.sort(names)
-        error(("%s: unknown option '%s' (known: %s)"):format(layer, tostring(key), table.concat(names, ", ")), 5)
-      end
-    end
-    return options
-  end
-
+  -- Constructor errors point at the user's call: level 5 from a check called by setup
+  -- (check → setup → init → class __call → caller), 4 from setup itself.
   local gate_count = { RNN = 1, LSTM = 4, GRU = 3 }
 
   -- gl.init.apply raises at a level meant for layers that call it from init; from here the
@@ -72,9 +46,9 @@ return function(gl, nn)
 
   -- Shared set-up of the sequence and cell modules: sizes, options, parameters.
   local function setup(self, layer, input_size, hidden_size, options, known)
-    self.input_size = integer_check(layer, 1, input_size, "input_size")
-    self.hidden_size = integer_check(layer, 2, hidden_size, "hidden_size")
-    options = options_check(layer, options, known)
+    self.input_size = check.integer(layer, 1, input_size, "input_size", 5)
+    self.hidden_size = check.integer(layer, 2, hidden_size, "hidden_size", 5)
+    options = check.options(layer, 3, options, known, 5)
     self.mode = layer:gsub("Cell$", "")
     if self.mode == "RNN" then
       local nonlinearity = options.nonlinearity or "tanh"
@@ -83,7 +57,7 @@ return function(gl, nn)
       end
       self.nonlinearity = nonlinearity
     end
-    self.num_layers = options.num_layers == nil and 1 or integer_check(layer, 3, options.num_layers, "num_layers")
+    self.num_layers = options.num_layers == nil and 1 or check.integer(layer, 3, options.num_layers, "num_layers", 5)
     self.bias = options.bias ~= false
     self.batch_first = options.batch_first == true
     local dropout = options.dropout == nil and 0 or options.dropout
