@@ -26,11 +26,15 @@ describe("the performance suite at tiny sizes", function()
   end
 
   it("the C benchmarks build and run quickly", function()
-    local ok, output = run("make -s -C bench $PWD/build/bench/sgemm_ceiling $PWD/build/bench/bench_tensor BUILD=$PWD/build")
+    local ok, output = run("make -s -C bench $PWD/build/bench/sgemm_ceiling $PWD/build/bench/bench_tensor "
+      .. "$PWD/build/bench/blas_threads BUILD=$PWD/build")
     assert.is_true(ok, output)
     ok, output = run("build/bench/sgemm_ceiling 8 8 8 3")
     assert.is_true(ok, output)
-    assert.truthy(output:find("gflops=", 1, true))
+    assert.truthy(output:match("gflops=[%d%.]+ core=%S+"), output)
+    ok, output = run("build/bench/blas_threads --quick")
+    assert.is_true(ok, output)
+    assert.truthy(output:find("Linear(64) fwd b32", 1, true), output)
     ok, output = run("build/bench/bench_tensor --quick")
     assert.is_true(ok, output)
   end)
