@@ -36,6 +36,10 @@ int l_error_raise(lua_State *L, const gl_error *err);
 /* Reads a shape given as a table {d1, d2, ...} or as integer arguments from `index` on. */
 int l_shape_check(lua_State *L, int index, const char *function, int64_t *shape);
 
+/* The monitor recorder and parameter index of the parameter tap at `index`
+ * (l_monitor.c), for the optimizers; false when it is not one. */
+bool l_monitor_param_tap(lua_State *L, int index, gl_monitor **monitor, int64_t *param);
+
 /* Registration of each binding file's functions into the table at the stack top. */
 void l_tensor_register(lua_State *L);        /* first: creates the metatable */
 void l_tensor_math_register(lua_State *L);

@@ -4,7 +4,8 @@
  * Kernels take (param, grad, state tensors..., step, group [, norms]) where
  * group is the parameter group's table of hyper-parameters.  With `norms`
  * true they return ‖Δp‖ and ‖p‖ (before the step), computed in the same pass,
- * for the monitor's update ratio.
+ * for the monitor's update ratio; with a monitor's parameter tap instead they
+ * write its update ratio themselves.
  */
 #include <math.h>
 
@@ -26,12 +27,34 @@ static bool field_boolean(lua_State *L, int table, const char *name)
     return value;
 }
 
-/* Pushes ‖Δp‖, ‖p‖ when the caller asked for them; returns the result count. */
-static int push_norms(lua_State *L, const gl_update_norms *norms)
+/* The kernels' optional last argument: `true` asks for ‖Δp‖ and ‖p‖ back; a
+ * monitor's parameter tap has them written straight into its recorder (no Lua
+ * call per parameter). */
+typedef struct norms_request {
+    gl_update_norms norms;
+    gl_monitor *monitor;
+    int64_t param;
+    bool wanted;
+} norms_request;
+
+static gl_update_norms *norms_wanted(lua_State *L, int index, norms_request *r)
 {
-    if (!norms) return 0;
-    lua_pushnumber(L, sqrt(norms->update_squares));
-    lua_pushnumber(L, sqrt(norms->param_squares));
+    r->monitor = NULL;
+    r->wanted = lua_type(L, index) == LUA_TUSERDATA ? l_monitor_param_tap(L, index, &r->monitor, &r->param)
+                                                    : lua_toboolean(L, index);
+    return r->wanted ? &r->norms : NULL;
+}
+
+/* Hands the norms over; returns the result count. */
+static int norms_finish(lua_State *L, const norms_request *r)
+{
+    if (!r->wanted) return 0;
+    if (r->monitor) {
+        gl_monitor_note_update(r->monitor, r->param, &r->norms);
+        return 0;
+    }
+    lua_pushnumber(L, sqrt(r->norms.update_squares));
+    lua_pushnumber(L, sqrt(r->norms.param_squares));
     return 2;
 }
 
@@ -52,9 +75,10 @@ static int l_sgd(lua_State *L)
         .dampening = field_number(L, 5, "dampening", 0), .weight_decay = field_number(L, 5, "weight_decay", 0),
         .l1 = field_number(L, 5, "l1", 0), .nesterov = field_boolean(L, 5, "nesterov"),
     };
-    gl_update_norms norms, *want = lua_toboolean(L, 6) ? &norms : NULL;
+    norms_request request;
+    gl_update_norms *want = norms_wanted(L, 6, &request);
     if (gl_optim_sgd(p, g, b, step, &o, want, &err)) return l_error_raise(L, &err);
-    return push_norms(L, want);
+    return norms_finish(L, &request);
 }
 
 /* _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq|nil, step, group, decoupled) */
@@ -81,9 +105,10 @@ static int l_adam(lua_State *L)
         .l1 = field_number(L, 7, "l1", 0), .decoupled = lua_toboolean(L, 8),
         .amsgrad = field_boolean(L, 7, "amsgrad"),
     };
-    gl_update_norms norms, *want = lua_toboolean(L, 9) ? &norms : NULL;
+    norms_request request;
+    gl_update_norms *want = norms_wanted(L, 9, &request);
     if (gl_optim_adam(p, g, m, v, vmax, step, &o, want, &err)) return l_error_raise(L, &err);
-    return push_norms(L, want);
+    return norms_finish(L, &request);
 }
 
 /* _rmsprop(param, grad, square_avg, momentum_buffer|nil, grad_avg|nil, step, group) */
@@ -100,9 +125,10 @@ static int l_rmsprop(lua_State *L)
         .momentum = field_number(L, 7, "momentum", 0), .l1 = field_number(L, 7, "l1", 0),
         .centered = field_boolean(L, 7, "centered"),
     };
-    gl_update_norms norms, *want = lua_toboolean(L, 8) ? &norms : NULL;
+    norms_request request;
+    gl_update_norms *want = norms_wanted(L, 8, &request);
     if (gl_optim_rmsprop(p, g, v, b, a, step, &o, want, &err)) return l_error_raise(L, &err);
-    return push_norms(L, want);
+    return norms_finish(L, &request);
 }
 
 /* _adagrad(param, grad, sum, step, group) */
@@ -117,9 +143,10 @@ static int l_adagrad(lua_State *L)
         .eps = field_number(L, 5, "eps", 1e-10f), .weight_decay = field_number(L, 5, "weight_decay", 0),
         .l1 = field_number(L, 5, "l1", 0),
     };
-    gl_update_norms norms, *want = lua_toboolean(L, 6) ? &norms : NULL;
+    norms_request request;
+    gl_update_norms *want = norms_wanted(L, 6, &request);
     if (gl_optim_adagrad(p, g, s, step, &o, want, &err)) return l_error_raise(L, &err);
-    return push_norms(L, want);
+    return norms_finish(L, &request);
 }
 
 static const luaL_Reg functions[] = {

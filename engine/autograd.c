@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "monitor.h"
 
 const char *gl_node_name(const gl_node *node) { return node ? node->name : "leaf"; }
 
@@ -319,7 +320,7 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
             if (status) break;
         }
         if (n->watch) {
-            gl_tensor_statistics(g, -INFINITY, INFINITY, &n->watch_stats);
+            gl_stats_scan(g, n->watch_what, -INFINITY, INFINITY, &n->watch_stats);
             n->watch_seen = true;
         }
         gl_tensor **grads = n->ninputs <= 8 ? grads_local : calloc((size_t)n->ninputs, sizeof *grads);

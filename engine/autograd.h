@@ -42,6 +42,7 @@ struct gl_node {
     char module_path[64];          /* the module path current at record time (may be cut) */
     bool freed;                    /* saved tensors dropped by a backward */
     bool watch;                    /* take statistics of the gradient passing (monitor.c) */
+    unsigned char watch_what;      /* which statistics (GL_STATS_* of monitor.h) */
     bool watch_seen;
     gl_tensor_stats watch_stats;
     /* Scratch of one backward pass. */

@@ -605,6 +605,103 @@ gl_status gl_tensor_watch_grad(gl_tensor *t, gl_error *err);
 /* Fills stats and returns true once a backward has passed t's node. */
 bool gl_tensor_watched_grad(const gl_tensor *t, gl_tensor_stats *stats);
 
+/* The recorder behind gl.monitor (monitor_record.c): it owns the watched
+ * parameters and module slots and keeps every recorded value in growable
+ * column arrays of doubles, so recording makes no per-step objects.
+ *
+ *   gl_monitor *m;  gl_monitor_new(1e-7, 1e3, &m, &err);
+ *   gl_monitor_add_param(m, weight, &p, &err);   gl_monitor_add_module(m, true, -0.99f, 0.99f, &s, &err);
+ *   each step: forward, gl_monitor_observe(m, s, output) for each module output,
+ *              backward, gl_monitor_record(m, step, 1, &loss, &recorded, &warnings, &err),
+ *              the optimizer step with gl_monitor_note_update(m, p, &norms) per parameter
+ *   read back with gl_monitor_value / gl_monitor_step_info / gl_monitor_warning_get;
+ *   gl_monitor_release(m).
+ *
+ * Record r (0-based) holds, per parameter, the fields of gl_monitor_param_field
+ * (absent when the parameter had no gradient, update_ratio until the optimizer
+ * steps) and, per module, those of gl_monitor_module_field (absent when the
+ * module's output was not seen in forward; act_sat_frac only for modules with
+ * a band; grad_out_norm once backward has passed the output). */
+typedef struct gl_monitor gl_monitor;
+
+typedef enum {
+    GL_MONITOR_GRAD_NORM, GL_MONITOR_GRAD_MEAN, GL_MONITOR_GRAD_MAX, GL_MONITOR_UPDATE_RATIO,
+    GL_MONITOR_PARAM_FIELDS
+} gl_monitor_param_field;
+
+typedef enum {
+    GL_MONITOR_ACT_MEAN, GL_MONITOR_ACT_STD, GL_MONITOR_ACT_ZERO_FRAC, GL_MONITOR_ACT_SAT_FRAC,
+    GL_MONITOR_GRAD_OUT_NORM, GL_MONITOR_MODULE_FIELDS
+} gl_monitor_module_field;
+
+typedef enum { GL_MONITOR_VANISHING, GL_MONITOR_EXPLODING, GL_MONITOR_NONFINITE } gl_monitor_warning_kind;
+typedef enum { GL_MONITOR_UNDIRECTED, GL_MONITOR_FORWARD, GL_MONITOR_BACKWARD } gl_monitor_direction;
+
+/* The first time each kind of trouble shows on a parameter or module. */
+typedef struct gl_monitor_warning {
+    gl_monitor_warning_kind kind;
+    gl_monitor_direction direction;
+    bool module;        /* index is a module slot, else a parameter */
+    int64_t index;
+    double step, value; /* value: the gradient norm, NaN when non-finite */
+} gl_monitor_warning;
+
+typedef struct gl_monitor_step_info {
+    double step, loss, clip_pre, clip_post;
+    bool has_loss, has_clip;
+} gl_monitor_step_info;
+
+/* A new recorder (refcount 1): gradient norms under `vanish` or over `explode`
+ * warn.  Released with gl_monitor_release; retained by whoever holds on. */
+gl_status gl_monitor_new(double vanish, double explode, gl_monitor **out, gl_error *err);
+void gl_monitor_retain(gl_monitor *m);
+void gl_monitor_release(gl_monitor *m);   /* NULL is a no-op */
+
+/* Watched parameters and module slots, numbered from 0 in the order added;
+ * both only before the first record.  add_param retains the parameter.  A
+ * module with a band counts the share of its outputs below low or above high. */
+gl_status gl_monitor_add_param(gl_monitor *m, gl_tensor *param, int64_t *index, gl_error *err);
+gl_status gl_monitor_add_module(gl_monitor *m, bool band, float low, float high, int64_t *index,
+                                gl_error *err);
+int64_t gl_monitor_param_count(const gl_monitor *m);
+int64_t gl_monitor_module_count(const gl_monitor *m);
+
+/* A module's output seen in forward: on a step that will be recorded, takes
+ * its activation statistics now (the data is hot) and asks backward for the
+ * norm of the gradient reaching it.  The last output of a step wins.  Borrows
+ * `output`; a module index out of range is ignored. */
+void gl_monitor_observe(gl_monitor *m, int64_t module, gl_tensor *output);
+
+/* Call after backward.  Keeps steps with step % every == 0 (*recorded tells),
+ * taking every parameter's gradient statistics and every observed module's;
+ * *new_warnings counts the warnings this record raised.  `loss` may be NULL.
+ * GL_EARG for every < 1 or a non-finite step, GL_ENOMEM when the columns
+ * cannot grow (nothing is recorded then). */
+gl_status gl_monitor_record(gl_monitor *m, double step, int64_t every, const double *loss,
+                            bool *recorded, int64_t *new_warnings, gl_error *err);
+
+/* The optimizer's step of a watched parameter (norms from its fused pass):
+ * the first step after a record sets that record's update ratio ‖Δp‖/‖p‖. */
+void gl_monitor_note_update(gl_monitor *m, int64_t param, const gl_update_norms *norms);
+/* clip_grad_norm's total norm before and after: on the last record when it
+ * has not stepped yet, else on the next record. */
+void gl_monitor_note_clip(gl_monitor *m, double pre, double post);
+/* Stops observing for good and drops what is held for the next record. */
+void gl_monitor_detach(gl_monitor *m);
+
+/* Queries.  Records are numbered from 0; out-of-range indices return false. */
+int64_t gl_monitor_record_count(const gl_monitor *m);
+/* Bumped whenever a stored value changes (new record, update ratio, clip). */
+uint64_t gl_monitor_version(const gl_monitor *m);
+bool gl_monitor_step_info_get(const gl_monitor *m, int64_t record, gl_monitor_step_info *info);
+/* False when the value is absent (or an index is out of range). */
+bool gl_monitor_param_value(const gl_monitor *m, int64_t record, int64_t param, gl_monitor_param_field field,
+                            double *value);
+bool gl_monitor_module_value(const gl_monitor *m, int64_t record, int64_t module,
+                             gl_monitor_module_field field, double *value);
+int64_t gl_monitor_warning_count(const gl_monitor *m);
+bool gl_monitor_warning_get(const gl_monitor *m, int64_t index, gl_monitor_warning *warning);
+
 
 /* ---------------------------------------------------------------- autograd */
 /*

@@ -1,117 +1,200 @@
 /*
  * monitor.c — the statistics the gradient monitor records, each in one pass.
  *
- *   gl_tensor_statistics  sum, sum of squares, max |x|, zeros, non-finite and
- *                         saturated counts of any tensor (weights, gradients,
- *                         activations)
+ *   gl_stats_scan         sum of squares and counts, plus what the caller asks
+ *                         for (sum, max |x|, zeros, saturation): monitor.h
+ *   gl_tensor_statistics  all of them, for t:stats(), clipping and loss scaling
  *   gl_tensor_watch_grad  marks an op's output so backward takes the same
  *                         statistics of the gradient passing through it: the
  *                         backward signal ‖∂L/∂h‖ of a layer, with no copy kept
+ *
+ * The fast pass sums in float lanes (blocks of BLOCK values, LANES independent
+ * accumulators so the adds do not wait on each other) and folds each block
+ * into double lanes, so long tensors keep their precision.  It assumes finite,
+ * moderate values; when the totals say otherwise (a NaN or Inf, or magnitudes
+ * whose float squares would underflow or overflow: the vanishing and exploding
+ * regimes the monitor exists for) the careful pass redoes everything in double
+ * and leaves non-finite values out of the sums.
  */
 #include <math.h>
 
 #include "autograd.h"
+#include "monitor.h"
 
-/* Sums, squares and max |x| of finite data: in blocks of 1024, float lanes
- * the simd pragma (honoured with -fopenmp-simd) may split the reduction
- * across; double totals across blocks, so long tensors keep their precision.
- * A NaN or Inf anywhere makes the totals non-finite, which is how the caller
- * learns it must take the careful path. */
-static void sums_fast(const float *x, int64_t n, double *total, double *total_squares, float *top)
+enum { LANES = 32, BLOCK = 1024 };
+
+typedef struct partial {
+    double sum, squares;
+    float top;
+    int64_t zeros, saturated;
+} partial;
+
+/* The fast pass; `what` is a constant in every caller below, so each copy
+ * keeps only the work it was asked for. */
+static inline __attribute__((always_inline)) void scan_fast(const float *restrict x, int64_t n, float low,
+                                                             float high, unsigned what, partial *p)
 {
-    double s = 0, q = 0;
-    float m = 0;
-    for (int64_t start = 0; start < n; start += 1024) {
-        int count = (int)(n - start < 1024 ? n - start : 1024);
-        const float *block = x + start;
-        float sum = 0, squares = 0, block_top = 0;
-#pragma omp simd reduction(+ : sum, squares) reduction(max : block_top)
-        for (int i = 0; i < count; i++) {
-            float v = block[i];
-            sum += v;
-            squares += v * v;
-            float magnitude = fabsf(v);
-            block_top = magnitude > block_top ? magnitude : block_top;   /* not fmaxf: a libm call */
+    double sum_lanes[LANES] = {0}, square_lanes[LANES] = {0};
+    float top_lanes[LANES] = {0};
+    int64_t zero_lanes[LANES] = {0}, band_lanes[LANES] = {0};
+    int64_t i = 0;
+    while (n - i >= LANES) {
+        int64_t end = n - i > BLOCK ? i + BLOCK : i + (n - i) / LANES * LANES;
+        float s[LANES] = {0}, q[LANES] = {0}, m[LANES] = {0};
+        int32_t z[LANES] = {0}, b[LANES] = {0};
+        for (; i < end; i += LANES) {
+            const float *restrict row = x + i;
+            for (int j = 0; j < LANES; j++) {
+                float v = row[j];
+                if (what & GL_STATS_SUM) s[j] += v;
+                q[j] += v * v;
+                if (what & GL_STATS_TOP) {
+                    float a = fabsf(v);
+                    m[j] = a > m[j] ? a : m[j];   /* not fmaxf: a libm call */
+                }
+                if (what & GL_STATS_ZEROS) z[j] += v == 0.0f ? 1 : 0;
+                if (what & GL_STATS_BAND) b[j] += (v < low) | (v > high) ? 1 : 0;
+            }
         }
-        s += sum;
-        q += squares;
-        m = block_top > m ? block_top : m;
+        for (int j = 0; j < LANES; j++) {
+            sum_lanes[j] += s[j];
+            square_lanes[j] += q[j];
+            top_lanes[j] = m[j] > top_lanes[j] ? m[j] : top_lanes[j];
+            zero_lanes[j] += z[j];
+            band_lanes[j] += b[j];
+        }
     }
-    *total = s, *total_squares = q, *top = m;
+    double sum = 0, squares = 0;
+    float top = 0;
+    int64_t zeros = 0, saturated = 0;
+#pragma omp simd reduction(+ : sum, squares, zeros, saturated) reduction(max : top)
+    for (int j = 0; j < LANES; j++) {
+        sum += sum_lanes[j];
+        squares += square_lanes[j];
+        top = top_lanes[j] > top ? top_lanes[j] : top;
+        zeros += zero_lanes[j];
+        saturated += band_lanes[j];
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        sum += v;
+        squares += v * v;
+        top = fabsf(v) > top ? fabsf(v) : top;
+        zeros += v == 0.0f;
+        saturated += (v < low) | (v > high);
+    }
+    p->sum = what & GL_STATS_SUM ? sum : 0;
+    p->squares = squares;
+    p->top = what & GL_STATS_TOP ? top : 0;
+    p->zeros = what & GL_STATS_ZEROS ? zeros : 0;
+    p->saturated = what & GL_STATS_BAND ? saturated : 0;
 }
 
-/* The careful pass: every count, non-finite values left out of the sums. */
-static void statistics_careful(const float *x, int64_t n, float low, float high, gl_tensor_stats *s)
+/* One copy per combination the engine asks for (anything else takes all). */
+GL_MULTIVERSION static void scan_squares(const float *x, int64_t n, partial *p)
+{
+    scan_fast(x, n, 0, 0, 0, p);
+}
+
+GL_MULTIVERSION static void scan_gradient(const float *x, int64_t n, partial *p)
+{
+    scan_fast(x, n, 0, 0, GL_STATS_SUM | GL_STATS_TOP, p);
+}
+
+GL_MULTIVERSION static void scan_activation(const float *x, int64_t n, partial *p)
+{
+    scan_fast(x, n, 0, 0, GL_STATS_SUM | GL_STATS_ZEROS, p);
+}
+
+GL_MULTIVERSION static void scan_activation_band(const float *x, int64_t n, float low, float high, partial *p)
+{
+    scan_fast(x, n, low, high, GL_STATS_SUM | GL_STATS_ZEROS | GL_STATS_BAND, p);
+}
+
+GL_MULTIVERSION static void scan_unbanded(const float *x, int64_t n, partial *p)
+{
+    scan_fast(x, n, 0, 0, GL_STATS_SUM | GL_STATS_TOP | GL_STATS_ZEROS, p);
+}
+
+GL_MULTIVERSION static void scan_all(const float *x, int64_t n, float low, float high, partial *p)
+{
+    scan_fast(x, n, low, high, GL_STATS_ALL, p);
+}
+
+/* The careful pass: every count, squares in double, non-finite values left
+ * out of the sums (selects rather than branches, so it vectorizes too). */
+GL_MULTIVERSION static void statistics_careful(const float *x, int64_t n, float low, float high,
+                                               gl_tensor_stats *s)
 {
     double sum = 0, squares = 0;
     float top = 0;
     int64_t bad = 0, zeros = 0, saturated = 0;
+#pragma omp simd reduction(+ : sum, squares, bad, zeros, saturated) reduction(max : top)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
+        bool finite = fabsf(v) <= 3.40282347e38f;   /* false for NaN and +-Inf */
+        float f = finite ? v : 0.0f;
         zeros += v == 0.0f;
-        if (!isfinite(v)) {
-            bad++;
-            continue;
-        }
-        sum += v;
-        squares += (double)v * v;
-        if (fabsf(v) > top) top = fabsf(v);
-        saturated += v < low || v > high;
+        bad += !finite;
+        sum += f;
+        squares += (double)f * f;
+        top = fabsf(f) > top ? fabsf(f) : top;
+        saturated += finite & ((v < low) | (v > high));
     }
     s->sum = sum, s->sum_squares = squares, s->max_abs = top;
     s->nonfinite = bad, s->zeros = zeros, s->saturated = saturated;
 }
 
-/* Zero and saturation counts (for activations), float-lane counters per block. */
-static void counts_fast(const float *x, int64_t n, float low, float high, gl_tensor_stats *s)
+/* Whether the fast pass's totals can be trusted (see the header comment). */
+static bool fast_pass_holds(const partial *p, unsigned what, int64_t n)
 {
-    int64_t zeros = 0, saturated = 0;
-    for (int64_t start = 0; start < n; start += 1024) {
-        int count = (int)(n - start < 1024 ? n - start : 1024);
-        const float *block = x + start;
-        float block_zeros = 0, block_saturated = 0;
-#pragma omp simd reduction(+ : block_zeros, block_saturated)
-        for (int i = 0; i < count; i++) {
-            float v = block[i];
-            block_zeros += (float)(v == 0.0f);
-            block_saturated += (float)((v < low) | (v > high));
-        }
-        zeros += (int64_t)block_zeros;
-        saturated += (int64_t)block_saturated;
-    }
-    s->zeros = zeros, s->saturated = saturated;
+    if (!isfinite(p->sum) || !isfinite(p->squares)) return false;
+    if (what & GL_STATS_TOP) return isfinite(p->top) && !(p->top > 0 && p->top < 1e-18f) && p->top <= 1e18f;
+    /* Without max |x|: float squares of values under ~1e-19 underflow, which
+     * matters only when nothing larger dominates the sum; all zeros is exact. */
+    if (p->squares >= 1e-28) return true;
+    return p->squares == 0 && (what & GL_STATS_ZEROS) && p->zeros == n;
 }
 
-static void statistics_contiguous(const float *x, int64_t n, float low, float high, gl_tensor_stats *s)
+static void scan_contiguous(const float *x, int64_t n, unsigned what, float low, float high, gl_tensor_stats *s)
 {
-    double sum, squares;
-    float top;
-    sums_fast(x, n, &sum, &squares, &top);
-    /* Float squares underflow below ~1e-19 and overflow above ~1e19: the
-     * vanishing and exploding regimes the monitor exists for, so those take
-     * the careful pass, which squares in double. */
-    if (!isfinite(sum) || !isfinite(squares) || !isfinite(top) || top < 1e-18f || top > 1e18f) {
+    partial p;
+    switch (what) {
+    case 0: scan_squares(x, n, &p); break;
+    case GL_STATS_SUM | GL_STATS_TOP: scan_gradient(x, n, &p); break;
+    case GL_STATS_SUM | GL_STATS_ZEROS: scan_activation(x, n, &p); break;
+    case GL_STATS_SUM | GL_STATS_ZEROS | GL_STATS_BAND: scan_activation_band(x, n, low, high, &p); break;
+    case GL_STATS_SUM | GL_STATS_TOP | GL_STATS_ZEROS: scan_unbanded(x, n, &p); break;
+    default: what = GL_STATS_ALL; scan_all(x, n, low, high, &p); break;
+    }
+    if (!fast_pass_holds(&p, what, n)) {
         statistics_careful(x, n, low, high, s);
         return;
     }
-    s->sum = sum, s->sum_squares = squares, s->max_abs = top;
-    s->nonfinite = 0;
-    counts_fast(x, n, low, high, s);
+    s->sum = p.sum, s->sum_squares = p.squares, s->max_abs = p.top;
+    s->nonfinite = 0, s->zeros = p.zeros, s->saturated = p.saturated;
 }
 
-void gl_tensor_statistics(const gl_tensor *t, float low, float high, gl_tensor_stats *stats)
+void gl_stats_scan(const gl_tensor *t, unsigned what, float low, float high, gl_tensor_stats *stats)
 {
     *stats = (gl_tensor_stats){0};
     stats->count = gl_tensor_numel(t);
     if (stats->count == 0) return;
+    /* An infinite band saturates nothing: skip its comparisons. */
+    if ((what & GL_STATS_BAND) && low == -INFINITY && high == INFINITY) what &= ~(unsigned)GL_STATS_BAND;
     if (gl_tensor_is_contiguous(t)) {
-        statistics_contiguous(gl_tensor_data(t), stats->count, low, high, stats);
+        scan_contiguous(gl_tensor_data(t), stats->count, what, low, high, stats);
         return;
     }
     gl_tensor *dense = NULL;
     if (gl_tensor_clone_untracked(t, &dense, NULL)) return;   /* out of memory: report zeros */
-    statistics_contiguous(gl_tensor_data(dense), stats->count, low, high, stats);
+    scan_contiguous(gl_tensor_data(dense), stats->count, what, low, high, stats);
     gl_tensor_release(dense);
+}
+
+void gl_tensor_statistics(const gl_tensor *t, float low, float high, gl_tensor_stats *stats)
+{
+    gl_stats_scan(t, GL_STATS_ALL, low, high, stats);
 }
 
 gl_status gl_tensor_watch_grad(gl_tensor *t, gl_error *err)
@@ -120,6 +203,7 @@ gl_status gl_tensor_watch_grad(gl_tensor *t, gl_error *err)
         return gl_error_set(err, GL_EARG, 1,
                             "watch_grad: only the output of an op recorded in a graph can be watched");
     t->grad_fn->watch = true;
+    t->grad_fn->watch_what |= GL_STATS_SUM | GL_STATS_TOP | GL_STATS_ZEROS;
     t->grad_fn->watch_seen = false;
     return GL_OK;
 }

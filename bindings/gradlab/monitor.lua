@@ -13,7 +13,15 @@
 -- Per named parameter: grad_norm, grad_mean, grad_max, update_ratio.  Per module
 -- (dotted path): act_mean, act_std, act_zero_frac, act_sat_frac, grad_out_norm
 -- (‖∂L/∂output‖, the backward signal, taken by the engine as backward passes:
--- no hooks for the user to write).  Every statistic is one C pass over a buffer.
+-- no hooks for the user to write).
+--
+-- The work is C's (engine/monitor_record.c): each module carries a tap as its
+-- forward hook, which hands the output to the recorder (statistics taken at
+-- once, backward asked for the signal's norm); record() is one C call over
+-- every parameter and module; the optimizers' kernels write the update ratio.
+-- Values live in C columns: `mon.records` builds a record's tables only when
+-- it is read (and keeps them while they are referenced), so a long run costs
+-- the numbers and nothing else.
 return function(gl)
   local plot = require("gradlab.monitor_plot")(gl)
 
@@ -21,8 +29,9 @@ return function(gl)
   Monitor.__index = Monitor
   Monitor.__name = "Monitor"
 
-  -- Parameters the optimizers report updates for, and the live monitors that
-  -- clip_grad_norm reports to (weak: a dropped monitor costs nothing).
+  -- Parameters the optimizers report updates for (parameter -> its tap), and
+  -- the live monitors that clip_grad_norm reports to (weak: a dropped monitor
+  -- costs nothing).
   local update_listeners = setmetatable({}, { __mode = "k" })
   local monitors = setmetatable({}, { __mode = "k" })
   gl._update_listeners = update_listeners
@@ -37,6 +46,9 @@ return function(gl)
   local PARAM_FIELDS = { "grad_norm", "grad_mean", "grad_max", "update_ratio" }
   local MODULE_FIELDS = { "act_mean", "act_std", "act_zero_frac", "act_sat_frac", "grad_out_norm" }
   Monitor.PARAM_FIELDS, Monitor.MODULE_FIELDS = PARAM_FIELDS, MODULE_FIELDS
+  local is_param_field, is_module_field = {}, {}
+  for _, f in ipairs(PARAM_FIELDS) do is_param_field[f] = true end
+  for _, f in ipairs(MODULE_FIELDS) do is_module_field[f] = true end
 
   local function option(options, key, default, check)
     local v = options[key]
@@ -46,6 +58,103 @@ return function(gl)
   end
 
   local function positive_number(v) return type(v) == "number" and v > 0 and v == v end
+
+  -- Records of a live monitor, built from the C columns when read --------------
+  -- A record is {step =, loss =} whose `params`, `modules` and `clip` are
+  -- filled in on first access.  The last record may still change (the update
+  -- ratio of the step that follows it, a clip): its tables are rebuilt when
+  -- the recorder's version moves; older records are final and kept.
+  local function record_meta(self)
+    local index = setmetatable({}, { __mode = "k" })   -- record -> its 1-based index
+    local open = setmetatable({}, { __mode = "k" })    -- last record -> {version, params, modules}
+    local recorder = self._rec
+    local meta = {}
+    meta.__index = function(rec, key)
+      local kind = key == "params" and "param" or key == "modules" and "module" or nil
+      if not kind and key ~= "clip" then return nil end
+      local i = index[rec]
+      if key == "clip" then
+        local _, _, pre, post = recorder:info(i)
+        local clip = pre and { pre = pre, post = post, clipped = post < pre } or nil
+        if clip and i < recorder:count() then rawset(rec, "clip", clip) end
+        return clip
+      end
+      local names = kind == "param" and self._param_names or self._module_names
+      if i < recorder:count() then
+        local t = recorder:entries(i, kind, names)
+        rawset(rec, key, t)
+        return t
+      end
+      local version = recorder:version()
+      local cached = open[rec]
+      if not cached or cached.version ~= version then
+        cached = { version = version }
+        open[rec] = cached
+      end
+      local t = cached[key]
+      if not t then
+        t = recorder:entries(i, kind, names)
+        cached[key] = t
+      end
+      return t
+    end
+    self._record_index = index
+    return meta
+  end
+
+  local function record_object(self, i, step, loss)
+    local cache = self._record_cache
+    local rec = cache[i]
+    if rec then return rec end
+    if step == nil then step, loss = self._rec:info(i) end
+    rec = setmetatable({ step = step, loss = loss }, self._record_meta)
+    cache[i] = rec
+    self._record_index[rec] = i
+    return rec
+  end
+
+  local function records_proxy(self)
+    local recorder = self._rec
+    local function get(_, i)
+      i = math.tointeger(i)
+      if i and i >= 1 and i <= recorder:count() then return record_object(self, i) end
+      return nil
+    end
+    return setmetatable({}, {
+      __index = get,
+      __len = function() return recorder:count() end,
+      __pairs = function(t)
+        return function(_, i)
+          i = i + 1
+          local rec = get(t, i)
+          if rec then return i, rec end
+        end, t, 0
+      end,
+      __newindex = function() error("monitor: records are read-only (they live in the recorder)", 2) end,
+    })
+  end
+
+  -- Taps in, taps out: forward hooks on the modules and the optimizers' listeners.
+  function Monitor:_attach()
+    if self._attached or not self._rec then return end
+    self._attached = true
+    for i, entry in ipairs(self.params) do update_listeners[entry[2]] = self._param_taps[i] end
+    if self.activations then
+      for i, entry in ipairs(self.modules) do
+        self._hooks[#self._hooks + 1] = entry[2]:register_forward_hook(self._module_taps[i])
+      end
+    end
+  end
+
+  function Monitor:_detach()
+    if not self._attached then return end
+    self._attached = false
+    for _, h in ipairs(self._hooks) do h.remove() end
+    self._hooks = {}
+    for i, entry in ipairs(self.params) do
+      if update_listeners[entry[2]] == self._param_taps[i] then update_listeners[entry[2]] = nil end
+    end
+  end
 
   function gl.monitor(model, options)
     if type(model) ~= "table" or not model.named_parameters then
@@ -63,67 +172,48 @@ return function(gl)
       explode = option(options, "explode", 1e3, positive_number),
       params = {},          -- ordered {name, tensor}
       modules = {},         -- ordered {path, module, class}
-      records = {},
-      _warned = {},
       _warnings = {},
-      _armed = true,
-      _pending = {},        -- module path -> stats of this step's forward
-      _watched = {},        -- module path -> output tensor whose backward signal we read
       _hooks = {},
     }, Monitor)
     for _, entry in ipairs(model:named_parameters()) do
       self.params[#self.params + 1] = { entry[1], entry[2] }
-      update_listeners[entry[2]] = self
     end
     if #self.params == 0 then error("monitor: the model has no parameters to watch", 2) end
-    self._param_index = {}
-    for i, entry in ipairs(self.params) do self._param_index[entry[2]] = i end
     for _, entry in ipairs(model:named_modules()) do
       local path, m = entry[1], entry[2]
-      if path ~= "" then
-        local class = getmetatable(m).__name
-        self.modules[#self.modules + 1] = { path, m, class }
-        if self.activations then
-          self._hooks[#self._hooks + 1] = m:register_forward_hook(function(_, out)
-            self:_observe(path, class, out)
-          end)
-        end
-      end
+      if path ~= "" then self.modules[#self.modules + 1] = { path, m, getmetatable(m).__name } end
     end
+    local recorder = gl._monitor_recorder(self.vanish, self.explode)
+    self._rec = recorder
+    self._param_index, self._param_names, self._param_taps = {}, {}, {}
+    self._module_names, self._module_taps, self._slot = {}, {}, {}
+    for i, entry in ipairs(self.params) do
+      self._param_index[entry[2]] = i
+      self._param_names[i] = entry[1]
+      self._param_taps[i] = recorder:add_param(entry[2])
+      self._slot[entry[1]] = { "param", i }
+    end
+    for i, entry in ipairs(self.modules) do
+      local band = saturation[entry[3]]
+      self._module_names[i] = entry[1]
+      self._module_taps[i] = band and recorder:add_module(band[1], band[2]) or recorder:add_module()
+      if not self._slot[entry[1]] then self._slot[entry[1]] = { "module", i } end
+    end
+    self._record_cache = setmetatable({}, { __mode = "v" })
+    self._record_meta = record_meta(self)
+    self.records = records_proxy(self)
     self._initial_weight_var = {}
     for _, entry in ipairs(self.params) do
       local s = entry[2]:stats()
       self._initial_weight_var[entry[1]] = s.std * s.std
     end
+    self:_attach()
     monitors[self] = true
     return self
   end
 
-  -- A module's output, seen in forward on a step that will be recorded.
-  function Monitor:_observe(path, class, out)
-    if not self._armed or not gl.is_tensor(out) then return end
-    local band = saturation[class]
-    local s = band and out:stats(band[1], band[2]) or out:stats()
-    local finite = s.count - s.nonfinite
-    self._pending[path] = {
-      act_mean = s.mean,
-      act_std = s.std,
-      act_zero_frac = s.count > 0 and s.zeros / s.count or 0,
-      act_sat_frac = band and (finite > 0 and s.saturated / finite or 0) or nil,
-      nonfinite = s.nonfinite,
-    }
-    if out:tracks_grad() and out:watch_grad() then self._watched[path] = out end
-  end
-
-  function Monitor:_warn(kind, name, step, value, direction)
-    local key = kind .. "\0" .. name
-    if self._warned[key] then return end
-    self._warned[key] = true
-    self._warnings[#self._warnings + 1] = { kind = kind, name = name, step = step, value = value,
-                                            direction = direction }
-  end
-
-  -- Call after loss:backward() (and before the optimizer step).
+  -- Call after loss:backward() (and before the optimizer step).  Returns the
+  -- record (its tables are built when read), or nil on a step not kept.
   function Monitor:record(step, extra)
     if type(step) ~= "number" then
       error("record: bad argument #1 (step number expected, got " .. type(step) .. ")", 2)
@@ -134,87 +224,39 @@ return function(gl)
     if extra ~= nil and type(extra) ~= "table" then
       error("record: bad argument #2 (a table such as {loss = v} expected)", 2)
     end
-    -- Forward hooks run only before a step that will be kept (the first
-    -- forward always, since its step number is not known yet).
-    self._armed = self.every == 1 or (step + 1) % self.every == 0
-    if step % self.every ~= 0 then
-      self._pending, self._watched = {}, {}
-      return nil
-    end
-    local loss = extra and extra.loss
-    if gl.is_tensor(loss) then loss = loss:item() end
-    local rec = { step = step, loss = loss, params = {}, modules = {} }
-    for _, entry in ipairs(self.params) do
-      local name, p = entry[1], entry[2]
-      local g = p.grad
-      if g then
-        local s = g:stats()
-        local r = { grad_norm = s.norm, grad_mean = s.mean, grad_max = s.max_abs }
-        if s.nonfinite > 0 then
-          r.grad_norm = 0 / 0
-          self:_warn("non-finite", name, step, 0 / 0, "backward")
-        elseif s.norm < self.vanish then
-          self:_warn("vanishing", name, step, s.norm)
-        elseif s.norm > self.explode then
-          self:_warn("exploding", name, step, s.norm)
-        end
-        rec.params[name] = r
+    local recorder = self._rec
+    if not recorder then error("record: this monitor was read from a CSV file and records nothing", 2) end
+    local index, warned, loss = recorder:record(step, extra and extra.loss, self.every)
+    if not index then return nil end
+    if warned > 0 then
+      local warnings = self._warnings
+      for _, w in ipairs(recorder:warnings(#warnings + 1)) do
+        local entry = w.module and self.modules[w.index] or self.params[w.index]
+        warnings[#warnings + 1] = { kind = w.kind, name = entry[1], step = step, value = w.value,
+                                    direction = w.direction }
       end
     end
-    for _, entry in ipairs(self.modules) do
-      local path = entry[1]
-      local r = self._pending[path]
-      if r then
-        if r.nonfinite > 0 then self:_warn("non-finite", path, step, 0 / 0, "forward") end
-        r.nonfinite = nil
-        local out = self._watched[path]
-        local g = out and out:watched_grad()
-        if g then
-          r.grad_out_norm = g.nonfinite > 0 and 0 / 0 or g.norm
-          if g.nonfinite > 0 then self:_warn("non-finite", path, step, 0 / 0, "backward") end
-        end
-        rec.modules[path] = r
-      end
-    end
-    self._pending, self._watched = {}, {}
-    if self._pending_clip then rec.clip, self._pending_clip = self._pending_clip, nil end
-    self.records[#self.records + 1] = rec
-    self._current, self._stepped = rec, false
-    return rec
-  end
-
-  -- Called by the optimizers for every watched parameter they update.
-  function Monitor:_note_update(p, update_norm, param_norm)
-    local rec = self._current
-    local index = self._param_index[p]
-    if not rec or not index then return end
-    local r = rec.params[self.params[index][1]]
-    if r and r.update_ratio == nil then   -- a second step after one record keeps the first
-      r.update_ratio = param_norm > 0 and update_norm / param_norm or (update_norm > 0 and math.huge or 0)
-    end
-    self._stepped = true
+    return record_object(self, index, step, loss)
   end
 
   -- Called by optim.clip_grad_norm with the parameters it clipped.
   function Monitor:_note_clip(params, pre, post)
+    if not self._rec then return end
     local ours = false
     for _, p in ipairs(params) do if self._param_index[p] then ours = true; break end end
-    if not ours then return end
-    local clip = { pre = pre, post = post, clipped = post < pre }
-    if self._current and not self._stepped and not self._current.clip then
-      self._current.clip = clip
-    else
-      self._pending_clip = clip
-    end
+    if ours then self._rec:note_clip(pre, post) end
   end
 
+  -- Stops watching (the records stay readable).
   function Monitor:remove()
-    for _, h in ipairs(self._hooks) do h.remove() end
-    self._hooks = {}
-    for _, entry in ipairs(self.params) do
-      if update_listeners[entry[2]] == self then update_listeners[entry[2]] = nil end
-    end
+    self:_detach()
+    if self._rec then self._rec:detach() end
     monitors[self] = nil
+  end
+
+  -- A monitor nobody can read any more stops costing the model anything.
+  function Monitor:__gc()
+    if self._rec then self:remove() end
   end
 
   -- Queries -------------------------------------------------------------------
@@ -225,24 +267,36 @@ return function(gl)
     return list
   end
 
+  local function check_field(field)
+    if not is_param_field[field] and not is_module_field[field] then
+      error(("series: bad argument #2 (unknown field '%s'; one of %s, %s)")
+        :format(tostring(field), table.concat(PARAM_FIELDS, ", "), table.concat(MODULE_FIELDS, ", ")), 3)
+    end
+  end
+
   -- x (steps) and y for a parameter name, a module path, or "loss".  Steps where
   -- the value is missing are left out.
   function Monitor:series(name, field)
     if type(name) ~= "string" then error("series: bad argument #1 (a parameter or module name expected)", 2) end
     local xs, ys = {}, {}
     if name == "loss" then
+      if self._rec then return self._rec:losses() end
       for _, rec in ipairs(self.records) do
         if rec.loss then xs[#xs + 1], ys[#ys + 1] = rec.step, rec.loss end
       end
       return xs, ys
     end
     field = field or "grad_norm"
-    local known_field = false
-    for _, f in ipairs(PARAM_FIELDS) do known_field = known_field or f == field end
-    for _, f in ipairs(MODULE_FIELDS) do known_field = known_field or f == field end
-    if not known_field then
-      error(("series: bad argument #2 (unknown field '%s'; one of %s, %s)")
-        :format(tostring(field), table.concat(PARAM_FIELDS, ", "), table.concat(MODULE_FIELDS, ", ")), 2)
+    check_field(field)
+    if self._rec then
+      local slot = self._slot[name]
+      if not slot then error(("series: no parameter or module named '%s' (try mon:names())"):format(name), 2) end
+      local kind, index = slot[1], slot[2]
+      -- a module field of a parameter (or the reverse) has no values
+      if (kind == "param" and not is_param_field[field]) or (kind == "module" and not is_module_field[field]) then
+        return xs, ys
+      end
+      return self._rec:series(kind, index, field)
     end
     local found = false
     for _, rec in ipairs(self.records) do
@@ -257,6 +311,47 @@ return function(gl)
       error(("series: no parameter or module named '%s' (try mon:names())"):format(name), 2)
     end
     return xs, ys
+  end
+
+  -- One value per record (NaN where absent), for the figures.
+  function Monitor:_row(name, field)
+    if self._rec then
+      local slot = self._slot[name]
+      if slot and ((slot[1] == "param" and is_param_field[field]) or (slot[1] == "module" and is_module_field[field])) then
+        return self._rec:row(slot[1], slot[2], field)
+      end
+      local row = {}
+      for i = 1, #self.records do row[i] = 0 / 0 end
+      return row
+    end
+    local row = {}
+    for i, rec in ipairs(self.records) do
+      local r = rec.params[name] or rec.modules[name]
+      local v = r and r[field]
+      row[i] = v == nil and 0 / 0 or v
+    end
+    return row
+  end
+
+  -- How many records were clipped, of how many that clipped at all.
+  function Monitor:_clips()
+    if self._rec then
+      local total, clipped = self._rec:clips()
+      return clipped, total
+    end
+    local clipped, total = 0, 0
+    for _, rec in ipairs(self.records) do
+      if rec.clip then total = total + 1; if rec.clip.clipped then clipped = clipped + 1 end end
+    end
+    return clipped, total
+  end
+
+  -- The step of every record.
+  function Monitor:_steps()
+    if self._rec then return self._rec:steps() end
+    local xs = {}
+    for i, rec in ipairs(self.records) do xs[i] = rec.step end
+    return xs
   end
 
   function Monitor:_knows(name)
@@ -309,10 +404,7 @@ return function(gl)
       summary.ratio_first = a.first and b.first and b.first > 0 and a.first / b.first or nil
       summary.ratio_last = a.last and b.last and b.last > 0 and a.last / b.last or nil
     end
-    local clipped, total = 0, 0
-    for _, rec in ipairs(self.records) do
-      if rec.clip then total = total + 1; if rec.clip.clipped then clipped = clipped + 1 end end
-    end
+    local clipped, total = self:_clips()
     summary.clipped_fraction = total > 0 and clipped / total or nil
     return setmetatable(summary, { __tostring = function(s)
       local function f(v) return v == nil and "-" or ("%.3e"):format(v) end

@@ -24,12 +24,6 @@ return function(gl)
     return mon:_layers()
   end
 
-  local function steps_of(mon)
-    local xs = {}
-    for i, rec in ipairs(mon.records) do xs[i] = rec.step end
-    return xs
-  end
-
   local function value(rec, name, field)
     local r = rec.params[name] or rec.modules[name]
     return r and r[field]
@@ -48,11 +42,7 @@ return function(gl)
     -- the input (purple) to the output (yellow) and say so in the title.
     local ramp = #names > 10
     for i, name in ipairs(names) do
-      local xs, ys = {}, {}
-      for _, rec in ipairs(mon.records) do
-        local v = value(rec, name, field)
-        if v ~= nil then xs[#xs + 1], ys[#ys + 1] = rec.step, v end
-      end
+      local xs, ys = mon:series(name, field)
       if #xs > 0 then
         local color
         if ramp then color = ("#%02x%02x%02x"):format(gl.plot.viridis((i - 1) / (#names - 1))) end
@@ -60,7 +50,8 @@ return function(gl)
       end
     end
     local cx, cy, mx, my = {}, {}, {}, {}
-    for _, rec in ipairs(mon.records) do
+    local _, clips = mon:_clips()
+    for _, rec in ipairs(clips > 0 and mon.records or {}) do
       if rec.clip then
         cx[#cx + 1], cy[#cy + 1] = rec.step, rec.clip.pre
         if rec.clip.clipped then mx[#mx + 1], my[#my + 1] = rec.step, rec.clip.pre end
@@ -99,16 +90,12 @@ return function(gl)
   local function heatmap_panel(mon, field)
     local rows, values = {}, {}
     for _, name in ipairs(rows_for(mon, field)) do
-      local row = {}
-      for i, rec in ipairs(mon.records) do
-        local v = value(rec, name, field)
-        row[i] = v == nil and 0 / 0 or v
-      end
       rows[#rows + 1] = name
-      values[#values + 1] = row
+      values[#values + 1] = mon:_row(name, field)
     end
     local marks = {}
-    for i, rec in ipairs(mon.records) do
+    local _, clips = mon:_clips()
+    for i, rec in ipairs(clips > 0 and mon.records or {}) do
       if rec.clip and rec.clip.clipped then marks[#marks + 1] = i end
     end
     if #rows == 0 or #mon.records == 0 then
@@ -131,8 +118,8 @@ return function(gl)
       if name and not used[name] then
         used[name] = true
         local values = {}
-        for _, rec in ipairs(mon.records) do
-          local v = value(rec, name, field)
+        local _, ys = mon:series(name, field)
+        for _, v in ipairs(ys) do
           if finite(v) and v > 0 then values[#values + 1] = math.log(v, 10) end
         end
         if #values > 0 then series[#series + 1] = { name = name, values = values } end
@@ -144,10 +131,7 @@ return function(gl)
   end
 
   local function loss_panel(mon)
-    local xs, ys = {}, {}
-    for _, rec in ipairs(mon.records) do
-      if rec.loss then xs[#xs + 1], ys[#ys + 1] = rec.step, rec.loss end
-    end
+    local xs, ys = mon:series("loss")
     if #xs == 0 then xs, ys = { 0 }, { 0 / 0 } end
     local positive = true
     for _, v in ipairs(ys) do if not (v > 0) then positive = false end end

@@ -135,7 +135,9 @@ return function(gl)
   end
 
   -- Parameters without a gradient are skipped, as PyTorch does.  A parameter a
-  -- monitor watches gets ‖Δp‖ and ‖p‖ from the same kernel pass.
+  -- monitor watches has a tap: the kernel takes ‖Δp‖ and ‖p‖ in the same pass
+  -- and writes the update ratio into the monitor itself.  (An update function
+  -- written in Lua may instead return the two norms.)
   function Optimizer:step()
     local states, listeners = self._state, gl._update_listeners
     local update = self.update   -- looked up once: the class's __index is a function
@@ -146,9 +148,9 @@ return function(gl)
           local state = states[p]
           if not state then state = { step = 0 }; states[p] = state end
           state.step = state.step + 1
-          local listener = listeners and listeners[p]
-          local update_norm, param_norm = update(self, group, p, g:contiguous(), state, listener ~= nil)
-          if listener and update_norm then listener:_note_update(p, update_norm, param_norm) end
+          local tap = listeners and listeners[p] or nil
+          local update_norm, param_norm = update(self, group, p, g:contiguous(), state, tap)
+          if update_norm and tap then gl._monitor_note_update(tap, update_norm, param_norm) end
         end
       end
     end
