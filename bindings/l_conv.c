@@ -1,7 +1,8 @@
 /*
  * l_conv.c — convolution and pooling for Lua (engine/conv.c, engine/pool.c).
  *
- *   gl.conv2d(x, weight [, bias] [, {stride = 1, padding = 0, dilation = 1, groups = 1}])
+ *   gl.conv2d(x, weight [, bias] [, {stride = 1, padding = 0, dilation = 1, groups = 1,
+ *                                     algorithm = "auto" | "im2col"}])
  *   gl.max_pool2d(x, kernel [, {stride = kernel, padding = 0, dilation = 1, ceil_mode = false,
  *                               return_indices = false}])   -> y [, indices]
  *   gl.avg_pool2d(x, kernel [, {stride = kernel, padding = 0, ceil_mode = false,
@@ -92,7 +93,8 @@ typedef gl_status (*conv_fn)(const gl_tensor *, const gl_tensor *, const gl_tens
 
 static int conv2d_call(lua_State *L, conv_fn fn)
 {
-    static const char *const known[] = {"stride", "padding", "dilation", "groups", NULL};
+    static const char *const known[] = {"stride", "padding", "dilation", "groups", "algorithm", NULL};
+    static const char *const algorithms[] = {"auto", "im2col", NULL};
     gl_error err;
     gl_tensor *x = l_tensor_check(L, 1), *weight = l_tensor_check(L, 2), *bias = NULL;
     int options = 0;
@@ -113,6 +115,17 @@ static int conv2d_call(lua_State *L, conv_fn fn)
             int isint = 0;
             o.groups = (int64_t)lua_tointegerx(L, -1, &isint);
             if (!isint) l_errorf(L, "conv2d: groups must be an integer, got %s", luaL_tolstring(L, -1, NULL));
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, options, "algorithm");
+        if (!lua_isnil(L, -1)) {
+            const char *name = lua_tostring(L, -1);
+            int found = -1;
+            for (int i = 0; name && algorithms[i] && found < 0; i++)
+                if (strcmp(name, algorithms[i]) == 0) found = i;
+            if (found < 0)
+                l_errorf(L, "conv2d: algorithm must be \"auto\" or \"im2col\", got %s", luaL_tolstring(L, -1, NULL));
+            o.algorithm = found == 1 ? GL_CONV2D_IM2COL : GL_CONV2D_AUTO;
         }
         lua_pop(L, 1);
     }

@@ -16,6 +16,10 @@
  * memory.  A 1x1 kernel with stride 1 and no padding has col == x and skips
  * im2col.  Backward rebuilds the columns instead of saving them: they are
  * kh kw times the input, and rebuilding costs a fraction of the products.
+ * Where the CPU has AVX-512 and the horizontal stride is 1 (g->direct), the
+ * forward, the stride-1 dx (a forward) and dW go to conv_direct.c instead,
+ * which reads x in place: with 16-32 channels, the copies of im2col and of
+ * OpenBLAS's packing cost more than the products (2x per layer).
  * gl_conv2d_reference, the naive loop summing in double, is the oracle the
  * specs compare with.
  */
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "conv_kernels.h"
 #include "norm_sums.h"
 
 /* Target size of one block of columns (floats): 4 MiB.  sgemm wants wide blocks (at
@@ -33,19 +38,10 @@
  * only big images are cut, to bound the scratch memory. */
 enum { CONV_BLOCK_FLOATS = 1 << 20 };
 
-typedef struct conv_geometry {
-    bool batched;                       /* 4-d input; else (C, H, W) as one sample */
-    int64_t batch, cin, h, w;
-    int64_t cout, kh, kw, groups;
-    int64_t sh, sw, ph, pw, dh, dw;
-    int64_t oh, ow;
-    int64_t cin_g, cout_g, k, p;        /* per group: input channels, outputs, col rows; P = OH OW */
-    bool pointwise;                     /* col == x */
-} conv_geometry;
 
 gl_conv2d_options gl_conv2d_defaults(void)
 {
-    return (gl_conv2d_options){{1, 1}, {0, 0}, {1, 1}, 1};
+    return (gl_conv2d_options){{1, 1}, {0, 0}, {1, 1}, 1, GL_CONV2D_AUTO};
 }
 
 /* floor(a / b) for b > 0 and any sign of a. */
@@ -74,6 +70,8 @@ static gl_status conv_check(const gl_tensor *x, const gl_tensor *weight, const g
     if (o->groups < 1)
         return gl_error_set(err, GL_EARG, 4, "conv2d: groups must be positive, got %lld",
                             (long long)o->groups);
+    if (o->algorithm != GL_CONV2D_AUTO && o->algorithm != GL_CONV2D_IM2COL)
+        return gl_error_set(err, GL_EARG, 4, "conv2d: unknown algorithm %d", (int)o->algorithm);
     for (int d = 0; d < 2; d++) {
         if (o->stride[d] < 1)
             return gl_error_set(err, GL_EARG, 4, "conv2d: stride must be positive, got (%lld, %lld)",
@@ -137,6 +135,7 @@ static gl_status conv_check(const gl_tensor *x, const gl_tensor *weight, const g
     g->k = g->cin_g * g->kh * g->kw;
     g->p = g->oh * g->ow;
     g->pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    g->direct = o->algorithm == GL_CONV2D_AUTO && conv_direct_suits(g);
     if (g->k > INT_MAX || g->p > INT_MAX || g->h * g->w > INT_MAX || g->cout > INT_MAX
         || g->cin * g->kh * g->kw > INT_MAX || g->cout * g->kh * g->kw > INT_MAX)
         return gl_error_set(err, GL_ESHAPE, 1, "conv2d: sizes exceed BLAS's int range (input shape %s, weight shape %s)",
@@ -221,10 +220,15 @@ static void col2im(const conv_geometry *g, const float *restrict col, int64_t oh
 
 /* ----------------------------------------------------------- the kernels */
 
-/* y (B, Cout, P) = conv(x) + b.  col: scratch of Cin kh kw x block columns (unused when pointwise). */
+/* y (B, Cout, P) = conv(x) + b.  col: scratch of Cin kh kw x block columns (unused when pointwise
+ * or direct).  w: packed by conv_direct_pack_weight when direct. */
 static void conv_forward(const conv_geometry *g, const float *x, const float *w, const float *bias,
                          float *y, float *col)
 {
+    if (g->direct) {
+        conv_direct_forward(g, x, w, bias, y);
+        return;
+    }
     int64_t in_size = g->cin * g->h * g->w, out_size = g->cout * g->p;
     int64_t block = rows_per_block(g);
     for (int64_t b = 0; b < g->batch; b++) {
@@ -258,6 +262,10 @@ static void conv_backward_weight(const conv_geometry *g, const float *dy, const 
 {
     int64_t in_size = g->cin * g->h * g->w, out_size = g->cout * g->p;
     int64_t block = rows_per_block(g);
+    if (g->direct && dw) {
+        conv_direct_weight(g, dy, x, dw);
+        dw = NULL;
+    }
     for (int64_t b = 0; b < g->batch; b++) {
         const float *xb = x + b * in_size, *gb = dy + b * out_size;
         if (db)
@@ -321,6 +329,7 @@ static conv_geometry transposed_geometry(const conv_geometry *g)
     t.k = t.cin_g * t.kh * t.kw;
     t.p = t.oh * t.ow;
     t.pointwise = t.kh == 1 && t.kw == 1 && t.ph == 0 && t.pw == 0;
+    t.direct = g->direct && conv_direct_suits(&t);
     return t;
 }
 
@@ -417,10 +426,17 @@ static void conv_run(conv_part *parts, int count)
     gl_blas_set_threads(gl_get_num_threads());
 }
 
-/* y = conv(x) + b over the batch, in parts. */
-static void conv_forward_parallel(const conv_geometry *g, const float *x, const float *w, const float *bias,
-                                  float *y, float *col, size_t col_floats, int count)
+/* y = conv(x) + b over the batch, in parts (weights repacked first for the direct kernels). */
+static gl_status conv_forward_parallel(const conv_geometry *g, const float *x, const float *w, const float *bias,
+                                       float *y, float *col, size_t col_floats, int count, gl_error *err)
 {
+    float *packed = NULL;
+    if (g->direct) {
+        packed = malloc(sizeof(float) * (size_t)conv_direct_packed_floats(g));
+        if (!packed) return gl_error_set(err, GL_ENOMEM, 0, "conv2d: out of memory for packed weights");
+        conv_direct_pack_weight(g, w, packed);
+        w = packed;
+    }
     conv_part parts[CONV_MAX_WORKERS];
     for (int i = 0; i < count; i++) {
         int64_t b0 = conv_part_init(&parts[i], PASS_FORWARD, g, i, count, part_col(col, i, col_floats));
@@ -430,6 +446,8 @@ static void conv_forward_parallel(const conv_geometry *g, const float *x, const 
         parts[i].out = y + b0 * g->cout * g->p;
     }
     conv_run(parts, count);
+    free(packed);
+    return GL_OK;
 }
 
 /* ------------------------------------------------------------- autograd */
@@ -443,6 +461,7 @@ static gl_conv2d_options options_from_node(const gl_node *node)
         o.dilation[d] = node->params[4 + d];
     }
     o.groups = node->params[6];
+    o.algorithm = (gl_conv2d_algorithm)node->params[7];
     return o;
 }
 
@@ -478,9 +497,9 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
     bool as_conv = input_grad_is_convolution(&g);
     conv_geometry t = transposed_geometry(&g);
     int count = conv_workers(&g);
-    size_t floats = want_w ? scratch_floats(&g) : 0;
+    size_t floats = want_w && !g.direct ? scratch_floats(&g) : 0;
     if (want_x) {
-        size_t need = as_conv ? scratch_floats(&t) : scratch_floats(&g);
+        size_t need = !as_conv ? scratch_floats(&g) : t.direct ? 0 : scratch_floats(&t);
         if (need > floats) floats = need;
     }
     int64_t wn = gl_tensor_numel(w);
@@ -527,7 +546,7 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
         }
         if (want_x && as_conv) {
             transposed_weight(&g, wv, wt);
-            conv_forward_parallel(&t, dy, wt, NULL, gl_tensor_data(grads[0]), col, floats, count);
+            status = conv_forward_parallel(&t, dy, wt, NULL, gl_tensor_data(grads[0]), col, floats, count, err);
         } else if (want_x) {
             float *dx = gl_tensor_data(grads[0]);
             for (int i = 0; i < count; i++) {
@@ -573,12 +592,13 @@ gl_status gl_conv2d(const gl_tensor *x, const gl_tensor *weight, const gl_tensor
     if (!status) status = gl_tensor_contiguous_untracked(weight, &dense_w, err);
     if (!status && bias) status = gl_tensor_contiguous_untracked(bias, &dense_b, err);
     int count = conv_workers(&g);
-    size_t floats = scratch_floats(&g);
+    size_t floats = g.direct ? 0 : scratch_floats(&g);
     if (!status) status = scratch_new(floats * (size_t)count, &col, err);
     if (!status) status = gl_tensor_empty(x->ndim, shape, out, err);
     if (!status)
-        conv_forward_parallel(&g, gl_tensor_data(dense_x), gl_tensor_data(dense_w),
-                              dense_b ? gl_tensor_data(dense_b) : NULL, gl_tensor_data(*out), col, floats, count);
+        status = conv_forward_parallel(&g, gl_tensor_data(dense_x), gl_tensor_data(dense_w),
+                                       dense_b ? gl_tensor_data(dense_b) : NULL, gl_tensor_data(*out), col,
+                                       floats, count, err);
     free(col);
     if (!status) {
         const gl_tensor *inputs[3] = {x, weight, bias};
@@ -591,6 +611,7 @@ gl_status gl_conv2d(const gl_tensor *x, const gl_tensor *weight, const gl_tensor
                 node->params[4 + d] = o.dilation[d];
             }
             node->params[6] = o.groups;
+            node->params[7] = o.algorithm;
             status = gl_node_save(node, dense_x, err);
             if (!status) status = gl_node_save(node, dense_w, err);
         }

@@ -359,23 +359,32 @@ gl_status gl_rms_norm(const gl_tensor *x, int normalized_ndim, const int64_t *no
  * in which case the output drops the batch dimension too.  Pairs are
  * (height, width).  All ops differentiate w.r.t. every tensor argument. */
 
+/* How gl_conv2d computes (the results agree to rounding): AUTO takes the
+ * direct AVX-512 kernels where the CPU has them and the horizontal stride is
+ * 1, else im2col + sgemm; IM2COL always takes the latter (for tests and
+ * benchmarks). */
+typedef enum { GL_CONV2D_AUTO = 0, GL_CONV2D_IM2COL = 1 } gl_conv2d_algorithm;
+
 typedef struct gl_conv2d_options {
     int64_t stride[2];     /* >= 1 */
     int64_t padding[2];    /* >= 0, zeros added on both sides */
     int64_t dilation[2];   /* >= 1 */
     int64_t groups;        /* >= 1, divides both channel counts */
+    gl_conv2d_algorithm algorithm;
 } gl_conv2d_options;
 
-/* Defaults: stride 1, padding 0, dilation 1, groups 1 (what NULL options mean). */
+/* Defaults: stride 1, padding 0, dilation 1, groups 1, AUTO (what NULL options mean). */
 gl_conv2d_options gl_conv2d_defaults(void);
 
 /* 2-d cross-correlation, as torch.nn.functional.conv2d: weight (cout,
  * cin / groups, kh, kw) in PyTorch's layout, bias (cout) or NULL, output
- * (B, cout, OH, OW) with OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1.  im2col
- * and one sgemm per sample and group (big images in blocks of output rows); a
- * 1x1 kernel with stride 1 and no padding multiplies x directly.  Backward:
- * dW by sgemm on the rebuilt columns, db by row sums, dx as a convolution of
- * the output gradient at stride 1, else by sgemm and col2im. */
+ * (B, cout, OH, OW) with OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1.  Direct
+ * kernels where they apply (see gl_conv2d_algorithm), else im2col and one
+ * sgemm per sample and group (big images in blocks of output rows); a 1x1
+ * kernel with stride 1 and no padding multiplies x directly.  Backward: dW
+ * directly or by sgemm on the rebuilt columns, db by row sums, dx as a
+ * convolution of the output gradient at stride 1, else by sgemm and col2im.
+ * Samples are split over the engine's threads. */
 gl_status gl_conv2d(const gl_tensor *x, const gl_tensor *weight, const gl_tensor *bias,
                     const gl_conv2d_options *options, gl_tensor **out, gl_error *err);
 /* The same forward as a naive loop summing in double, no autograd: the test

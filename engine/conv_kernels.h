@@ -1,0 +1,42 @@
+/*
+ * conv_kernels.h — what conv.c shares with its direct kernels (conv_direct.c);
+ * private to the engine.
+ */
+#ifndef GRADLAB_CONV_KERNELS_H
+#define GRADLAB_CONV_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One convolution's sizes, checked by conv.c's conv_check. */
+typedef struct conv_geometry {
+    bool batched;                       /* 4-d input; else (C, H, W) as one sample */
+    int64_t batch, cin, h, w;
+    int64_t cout, kh, kw, groups;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t oh, ow;
+    int64_t cin_g, cout_g, k, p;        /* per group: input channels, outputs, col rows; P = OH OW */
+    bool pointwise;                     /* col == x */
+    bool direct;                        /* run by conv_direct.c instead of im2col + sgemm */
+} conv_geometry;
+
+/* True when this CPU runs the direct kernels (AVX-512F) and g suits them:
+ * horizontal stride 1 (rows of x are read as vectors) and at most
+ * CONV_DIRECT_MAX_TAPS kernel positions. */
+enum { CONV_DIRECT_MAX_TAPS = 256 };
+bool conv_direct_suits(const conv_geometry *g);
+
+/* Floats of the direct kernels' weight layout (output channels padded to a
+ * whole register block), and the repacking into it:
+ *   wp[((group taps + tap) cin_g + ci) cout_pad + co] = w[group cout_g + co, ci, tap]. */
+int64_t conv_direct_packed_floats(const conv_geometry *g);
+void conv_direct_pack_weight(const conv_geometry *g, const float *w, float *wp);
+
+/* y (B, Cout, OH, OW) = conv(x) (+ bias, or NULL), from the packed weights. */
+void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias,
+                         float *y);
+
+/* dw (Cout, Cin/G, kh, kw) += sum over the batch of dy (*) x. */
+void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw);
+
+#endif
