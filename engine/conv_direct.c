@@ -171,15 +171,17 @@ TARGET static void forward_avx512(const conv_geometry *g, const float *x, const 
         }
 }
 
-/* dw[co0 + c, ci0 + k, (i, j0 + jj)] += sum of dy[co0 + c] x[ci0 + k] shifted by the tap, over one
- * sample, for c < CO, k < CI, jj < J: CO x CI x J accumulators, each a register of partial sums
- * whose lanes are added at the end.  The J taps of a row share the loads of dy.  Rows beyond
- * nco / nci and taps beyond kw read as zeros and are not written. */
-TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const float *xb, int64_t co0,
-                                int64_t nco, int64_t ci0, int64_t nci, int64_t i, int64_t j0, float *dw,
-                                const int CO, const int CI, const int J)
+/* dw[co0 + c, ci0 + k, (i, j0 + jj)] += sum of dy[co0 + c] x[ci0 + k] shifted by the tap, over
+ * samples [0, nb) (dyb, xb: the first one's group), for c < CO, k < CI, jj < J: CO x CI x J
+ * accumulators, each a register of partial sums whose lanes are added at the end.  The J taps of
+ * a row share the loads of dy.  Rows beyond nco / nci and taps beyond kw are computed but not
+ * written. */
+TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const float *xb, int64_t nb,
+                                int64_t co0, int64_t nco, int64_t ci0, int64_t nci, int64_t i, int64_t j0,
+                                float *dw, const int CO, const int CI, const int J)
 {
     int64_t plane = g->h * g->w, taps = g->kh * g->kw;
+    int64_t x_sample = g->cin * plane, dy_sample = g->cout * g->p;
     __m512 acc[WCO_MAX][WCI_MAX * WJ_MAX];
     _Pragma("GCC unroll 32")
     for (int c = 0; c < CO; c++)
@@ -197,28 +199,27 @@ TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const 
     if (oh_hi > g->oh) oh_hi = g->oh;
     for (int64_t ow0 = 0; ow0 < g->ow; ow0 += LANES) {
         int64_t width = g->ow - ow0 < LANES ? g->ow - ow0 : LANES;
-        __mmask16 dm[WCO_MAX], xm[WCI_MAX][WJ_MAX];
+        /* Channels past nco / nci read channel 0 again: their sums are dropped. */
+        __mmask16 dm = width_mask(width), xm[WJ_MAX];
         int64_t xo[WJ_MAX];
-        _Pragma("GCC unroll 32")
-        for (int c = 0; c < CO; c++) dm[c] = c < nco ? width_mask(width) : 0;
         _Pragma("GCC unroll 32")
         for (int jj = 0; jj < J; jj++) {
             int64_t iw0 = ow0 - g->pw + (j0 + jj) * g->dw;
-            __mmask16 m = j0 + jj < g->kw ? column_mask(iw0, width, g->w) : 0;
-            xo[jj] = m ? iw0 : 0;
-            _Pragma("GCC unroll 32")
-            for (int k = 0; k < CI; k++) xm[k][jj] = k < nci ? m : 0;
+            xm[jj] = j0 + jj < g->kw ? column_mask(iw0, width, g->w) : 0;
+            xo[jj] = xm[jj] ? iw0 : 0;
         }
+        for (int64_t b = 0; b < nb; b++)
         for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
-            int64_t yo = oh * g->ow + ow0, row = (oh * g->sh - g->ph + i * g->dh) * g->w;
+            int64_t yo = b * dy_sample + oh * g->ow + ow0;
+            int64_t row = b * x_sample + (oh * g->sh - g->ph + i * g->dh) * g->w;
             __m512 d[WCO_MAX];
             _Pragma("GCC unroll 32")
-            for (int c = 0; c < CO; c++) d[c] = _mm512_maskz_loadu_ps(dm[c], dyc[c] + yo);
+            for (int c = 0; c < CO; c++) d[c] = _mm512_maskz_loadu_ps(dm, dyc[c] + yo);
             _Pragma("GCC unroll 32")
             for (int k = 0; k < CI; k++)
                 _Pragma("GCC unroll 32")
                 for (int jj = 0; jj < J; jj++) {
-                    __m512 v = _mm512_maskz_loadu_ps(xm[k][jj], shifted(xc[k], row + xo[jj]));
+                    __m512 v = _mm512_maskz_loadu_ps(xm[jj], shifted(xc[k], row + xo[jj]));
                     _Pragma("GCC unroll 32")
                     for (int c = 0; c < CO; c++) acc[c][k * J + jj] = _mm512_fmadd_ps(d[c], v, acc[c][k * J + jj]);
                 }
@@ -241,24 +242,30 @@ TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const 
     /* Three taps of a kernel row per block (3x3 kernels), else one tap and more channels. */
     bool rows_of_three = g->kw % 3 == 0;
     int ci_step = rows_of_three ? 2 : 6, j_step = rows_of_three ? 3 : 1;
-    for (int64_t b = 0; b < g->batch; b++)
+    /* Samples per pass: a block's planes of x and dy (2 + 4, or 6 + 4, per sample) stay in L1
+     * (~32 KiB) across its taps, and the lanes are summed once per pass, not once per sample. */
+    int64_t block_bytes = (ci_step + WCO_MAX) * (plane > g->p ? plane : g->p) * (int64_t)sizeof(float);
+    int64_t chunk = block_bytes > 0 ? (32 << 10) / block_bytes : 1;
+    if (chunk < 1) chunk = 1;
+    for (int64_t b0 = 0; b0 < g->batch; b0 += chunk) {
+        int64_t nb = g->batch - b0 < chunk ? g->batch - b0 : chunk;
         for (int64_t gi = 0; gi < g->groups; gi++) {
-            const float *xb = x + (b * g->cin + gi * g->cin_g) * plane;
-            const float *dyb = dy + (b * g->cout + gi * g->cout_g) * g->p;
+            const float *xb = x + (b0 * g->cin + gi * g->cin_g) * plane;
+            const float *dyb = dy + (b0 * g->cout + gi * g->cout_g) * g->p;
             float *dwg = dw + gi * g->cout_g * g->cin_g * g->kh * g->kw;
-            /* A block's planes of x and dy (2 + 4, or 6 + 4) stay in L1 across its taps. */
             for (int64_t ci0 = 0; ci0 < g->cin_g; ci0 += ci_step)
                 for (int64_t co0 = 0; co0 < g->cout_g; co0 += WCO_MAX)
                     for (int64_t i = 0; i < g->kh; i++)
                         for (int64_t j0 = 0; j0 < g->kw; j0 += j_step) {
                             if (rows_of_three)
-                                weight_block(g, dyb, xb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0, dwg,
-                                             WCO_MAX, 2, 3);
+                                weight_block(g, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0,
+                                             dwg, WCO_MAX, 2, 3);
                             else
-                                weight_block(g, dyb, xb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0, dwg,
-                                             WCO_MAX, 6, 1);
+                                weight_block(g, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0,
+                                             dwg, WCO_MAX, 6, 1);
                         }
         }
+    }
 }
 
 void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y)
