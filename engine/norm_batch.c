@@ -26,6 +26,8 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "internal.h"
+#include "math_fast.h"
 #include "norm_sums.h"
 
 /* x (B, C, *) seen as (outer, channels, inner). */
@@ -50,51 +52,59 @@ static void vector_read(const gl_tensor *v, float *out)
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Each kernel handles the channels [c0, c1).  Channels are independent and
+ * each one's sums run in the same order whatever the range, so the parts of a
+ * call may run on different threads without changing a bit.  With inner > 1
+ * the kernels go channel by channel: a channel's B planes (128 KiB for a
+ * 32 x 32 x 32 batch) are still in cache for its second pass. */
+
 /* mean[c] and the biased var[c] over (outer, inner), in double, two passes. */
-static void bn_statistics(bn_layout l, const float *restrict x, double *restrict mean,
-                          double *restrict var)
+GL_VECTOR_CLONES static void bn_statistics(bn_layout l, int64_t c0, int64_t c1, const float *restrict x,
+                                           double *restrict mean, double *restrict var)
 {
     int64_t C = l.channels, inner = l.inner;
     double count = (double)(l.outer * inner);
-    for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0.0;
+    for (int64_t c = c0; c < c1; c++) mean[c] = var[c] = 0.0;
     if (inner == 1) {   /* (B, F): sum down the columns, one contiguous row at a time */
         for (int64_t b = 0; b < l.outer; b++) {
             const float *row = x + b * C;
-            for (int64_t c = 0; c < C; c++) mean[c] += row[c];
+            for (int64_t c = c0; c < c1; c++) mean[c] += row[c];
         }
-        for (int64_t c = 0; c < C; c++) mean[c] /= count;
+        for (int64_t c = c0; c < c1; c++) mean[c] /= count;
         for (int64_t b = 0; b < l.outer; b++) {
             const float *row = x + b * C;
-            for (int64_t c = 0; c < C; c++) {
+            for (int64_t c = c0; c < c1; c++) {
                 double d = row[c] - mean[c];
                 var[c] += d * d;
             }
         }
     } else {
-        for (int64_t b = 0; b < l.outer; b++)
-            for (int64_t c = 0; c < C; c++) mean[c] += norm_sum(x + (b * C + c) * inner, inner);
-        for (int64_t c = 0; c < C; c++) mean[c] /= count;
-        for (int64_t b = 0; b < l.outer; b++)
-            for (int64_t c = 0; c < C; c++) var[c] += norm_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
+        for (int64_t c = c0; c < c1; c++) {
+            for (int64_t b = 0; b < l.outer; b++) mean[c] += norm_sum(x + (b * C + c) * inner, inner);
+            mean[c] /= count;
+            for (int64_t b = 0; b < l.outer; b++)
+                var[c] += norm_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
+        }
     }
-    for (int64_t c = 0; c < C; c++) var[c] /= count;
+    for (int64_t c = c0; c < c1; c++) var[c] /= count;
 }
 
 /* y = (x - mean) * scale + shift, where scale = rstd w and shift = b per channel. */
-static void bn_forward(bn_layout l, const float *restrict x, const float *restrict mean,
-                       const float *restrict scale, const float *restrict shift, float *restrict y)
+GL_VECTOR_CLONES static void bn_forward(bn_layout l, int64_t c0, int64_t c1, const float *restrict x,
+                                        const float *restrict mean, const float *restrict scale,
+                                        const float *restrict shift, float *restrict y)
 {
     int64_t C = l.channels, inner = l.inner;
     if (inner == 1) {
         for (int64_t b = 0; b < l.outer; b++) {
             const float *xr = x + b * C;
             float *yr = y + b * C;
-            for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];
+            for (int64_t c = c0; c < c1; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];
         }
         return;
     }
-    for (int64_t b = 0; b < l.outer; b++)
-        for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t b = 0; b < l.outer; b++) {
             const float *xp = x + (b * C + c) * inner;
             float *yp = y + (b * C + c) * inner;
             float m = mean[c], k = scale[c], s = shift[c];
@@ -103,24 +113,25 @@ static void bn_forward(bn_layout l, const float *restrict x, const float *restri
 }
 
 /* sum_g[c] = sum g,  sum_gx[c] = sum g xhat over (outer, inner), in double. */
-static void bn_gradient_sums(bn_layout l, const float *restrict g, const float *restrict x,
-                             const float *restrict mean, const float *restrict rstd,
-                             double *restrict sum_g, double *restrict sum_gx)
+GL_VECTOR_CLONES static void bn_gradient_sums(bn_layout l, int64_t c0, int64_t c1, const float *restrict g,
+                                              const float *restrict x, const float *restrict mean,
+                                              const float *restrict rstd, double *restrict sum_g,
+                                              double *restrict sum_gx)
 {
     int64_t C = l.channels, inner = l.inner;
-    for (int64_t c = 0; c < C; c++) sum_g[c] = sum_gx[c] = 0.0;
+    for (int64_t c = c0; c < c1; c++) sum_g[c] = sum_gx[c] = 0.0;
     if (inner == 1) {
         /* sum g (x - mean) first, times rstd once at the end. */
         for (int64_t b = 0; b < l.outer; b++) {
             const float *gr = g + b * C, *xr = x + b * C;
-            for (int64_t c = 0; c < C; c++) {
+            for (int64_t c = c0; c < c1; c++) {
                 sum_g[c] += gr[c];
                 sum_gx[c] += (double)gr[c] * (xr[c] - mean[c]);
             }
         }
     } else {
-        for (int64_t b = 0; b < l.outer; b++)
-            for (int64_t c = 0; c < C; c++) {
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t b = 0; b < l.outer; b++) {
                 int64_t at = (b * C + c) * inner;
                 double s, sx;
                 norm_sum_gradient(g + at, NULL, x + at, inner, mean[c], &s, &sx);
@@ -128,31 +139,104 @@ static void bn_gradient_sums(bn_layout l, const float *restrict g, const float *
                 sum_gx[c] += sx;
             }
     }
-    for (int64_t c = 0; c < C; c++) sum_gx[c] *= rstd[c];
+    for (int64_t c = c0; c < c1; c++) sum_gx[c] *= rstd[c];
 }
 
 /* dx = k (g - a - (x - mean) q) per channel: with k = w rstd, a = sum_g / N
  * and q = rstd sum_gx / N in train mode; a = q = 0 in evaluate mode. */
-static void bn_backward_input(bn_layout l, const float *restrict g, const float *restrict x,
-                              const float *restrict mean, const float *restrict k,
-                              const float *restrict a, const float *restrict q, float *restrict dx)
+GL_VECTOR_CLONES static void bn_backward_input(bn_layout l, int64_t c0, int64_t c1, const float *restrict g,
+                                               const float *restrict x, const float *restrict mean,
+                                               const float *restrict k, const float *restrict a,
+                                               const float *restrict q, float *restrict dx)
 {
     int64_t C = l.channels, inner = l.inner;
     if (inner == 1) {
         for (int64_t b = 0; b < l.outer; b++) {
             const float *gr = g + b * C, *xr = x + b * C;
             float *dr = dx + b * C;
-            for (int64_t c = 0; c < C; c++) dr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * q[c]);
+            for (int64_t c = c0; c < c1; c++) dr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * q[c]);
         }
         return;
     }
-    for (int64_t b = 0; b < l.outer; b++)
-        for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t b = 0; b < l.outer; b++) {
             const float *gp = g + (b * C + c) * inner, *xp = x + (b * C + c) * inner;
             float *dp = dx + (b * C + c) * inner;
             float m = mean[c], kc = k[c], ac = a[c], qc = q[c];
             for (int64_t i = 0; i < inner; i++) dp[i] = kc * (gp[i] - ac - (xp[i] - m) * qc);
         }
+}
+
+/* ------------------------------------------------------------ the passes */
+
+/* Elements per part before a call is split over threads: a part of 2^16
+ * floats takes ~30 us, a few times what starting its thread costs. */
+#define BN_MIN_PER_PART 65536.0
+
+static int bn_parts(bn_layout l)
+{
+    return gl_parallel_parts((double)l.outer * (double)l.channels * (double)l.inner, BN_MIN_PER_PART,
+                             l.channels);
+}
+
+static void channel_range(bn_layout l, int part, int parts, int64_t *c0, int64_t *c1)
+{
+    *c0 = l.channels * part / parts;
+    *c1 = l.channels * (part + 1) / parts;
+}
+
+/* The whole forward of a range of channels: statistics (train), then the per-channel
+ * constants, then y. */
+typedef struct bn_forward_job {
+    bn_layout l;
+    int parts;
+    bool training, has_bias;
+    double eps;
+    const float *x, *w;                       /* w may be NULL */
+    double *mean, *var;                       /* in (evaluate) or out (train) */
+    float *mean_f, *rstd_f, *scale, *shift;   /* shift: the bias on entry when has_bias */
+    float *y;
+} bn_forward_job;
+
+static void bn_forward_part(void *arg, int part)
+{
+    const bn_forward_job *j = arg;
+    int64_t c0, c1;
+    channel_range(j->l, part, j->parts, &c0, &c1);
+    if (j->training) bn_statistics(j->l, c0, c1, j->x, j->mean, j->var);
+    for (int64_t c = c0; c < c1; c++) {
+        j->mean_f[c] = (float)j->mean[c];
+        j->rstd_f[c] = (float)(1.0 / sqrt(j->var[c] + j->eps));
+        j->scale[c] = j->rstd_f[c] * (j->w ? j->w[c] : 1.0f);
+        if (!j->has_bias) j->shift[c] = 0.0f;
+    }
+    bn_forward(j->l, c0, c1, j->x, j->mean_f, j->scale, j->shift, j->y);
+}
+
+/* The backward of a range of channels: the gradient sums, then dx (when wanted). */
+typedef struct bn_backward_job {
+    bn_layout l;
+    int parts;
+    bool training, sums, want_x;
+    const float *g, *x, *mean, *rstd, *w;     /* w may be NULL */
+    double *sum_g, *sum_gx;
+    float *k, *a, *q, *dx;
+} bn_backward_job;
+
+static void bn_backward_part(void *arg, int part)
+{
+    const bn_backward_job *j = arg;
+    int64_t c0, c1;
+    channel_range(j->l, part, j->parts, &c0, &c1);
+    if (j->sums) bn_gradient_sums(j->l, c0, c1, j->g, j->x, j->mean, j->rstd, j->sum_g, j->sum_gx);
+    if (!j->want_x) return;
+    double count = (double)(j->l.outer * j->l.inner);
+    for (int64_t c = c0; c < c1; c++) {
+        j->k[c] = (j->w ? j->w[c] : 1.0f) * j->rstd[c];
+        j->a[c] = j->training ? (float)(j->sum_g[c] / count) : 0.0f;
+        j->q[c] = j->training ? (float)(j->rstd[c] * j->sum_gx[c] / count) : 0.0f;
+    }
+    bn_backward_input(j->l, c0, c1, j->g, j->x, j->mean, j->k, j->a, j->q, j->dx);
 }
 
 /* --------------------------------------------------------------- autograd */
@@ -185,19 +269,14 @@ static gl_status batch_norm_backward(gl_node *node, gl_tensor *g, gl_tensor **gr
     const float *gv = gl_tensor_data(dense_g), *xv = gl_tensor_data(x);
     const float *mean = gl_tensor_data(mean_t), *rstd = gl_tensor_data(rstd_t);
     const float *w = w_t ? gl_tensor_data(w_t) : NULL;
-    double count = (double)(l.outer * l.inner);
 
-    if (training || want_w || want_b) bn_gradient_sums(l, gv, xv, mean, rstd, sum_g, sum_gx);
-    if (want_x) {
-        status = gl_tensor_empty(x->ndim, x->shape, &grads[0], err);
-        if (!status) {
-            for (int64_t c = 0; c < C; c++) {
-                k[c] = (w ? w[c] : 1.0f) * rstd[c];
-                a[c] = training ? (float)(sum_g[c] / count) : 0.0f;
-                q[c] = training ? (float)(rstd[c] * sum_gx[c] / count) : 0.0f;
-            }
-            bn_backward_input(l, gv, xv, mean, k, a, q, gl_tensor_data(grads[0]));
-        }
+    if (want_x) status = gl_tensor_empty(x->ndim, x->shape, &grads[0], err);
+    if (!status) {
+        bn_backward_job job = {.l = l, .parts = bn_parts(l), .training = training,
+                               .sums = training || want_w || want_b, .want_x = want_x, .g = gv, .x = xv,
+                               .mean = mean, .rstd = rstd, .w = w, .sum_g = sum_g, .sum_gx = sum_gx,
+                               .k = k, .a = a, .q = q, .dx = want_x ? gl_tensor_data(grads[0]) : NULL};
+        gl_parallel_run(job.parts, bn_backward_part, &job);
     }
     if (!status && want_w) {
         status = gl_tensor_empty(node->inputs[1].ndim, node->inputs[1].shape, &grads[1], err);
@@ -303,25 +382,20 @@ gl_status gl_batch_norm(const gl_tensor *x, gl_tensor *running_mean, gl_tensor *
     if (!status) status = gl_tensor_empty(1, shape_c, &rstd_t, err);
     if (!status) status = gl_tensor_empty(x->ndim, x->shape, out, err);
     if (!status) {
-        float *mean_f = gl_tensor_data(mean_t), *rstd_f = gl_tensor_data(rstd_t);
-        if (training) {
-            bn_statistics(l, gl_tensor_data(dense), mean, var);
-        } else {
+        if (!training) {
             float *buffer = scale;   /* scale and shift are free until below */
             vector_read(running_mean, buffer);
             for (int64_t c = 0; c < C; c++) mean[c] = buffer[c];
             vector_read(running_var, buffer);
             for (int64_t c = 0; c < C; c++) var[c] = buffer[c];
         }
-        const float *w = dense_w ? gl_tensor_data(dense_w) : NULL;
         if (bias) vector_read(bias, shift);
-        for (int64_t c = 0; c < C; c++) {
-            mean_f[c] = (float)mean[c];
-            rstd_f[c] = (float)(1.0 / sqrt(var[c] + eps));
-            scale[c] = rstd_f[c] * (w ? w[c] : 1.0f);
-            if (!bias) shift[c] = 0.0f;
-        }
-        bn_forward(l, gl_tensor_data(dense), mean_f, scale, shift, gl_tensor_data(*out));
+        bn_forward_job job = {.l = l, .parts = bn_parts(l), .training = training, .has_bias = bias != NULL,
+                              .eps = eps, .x = gl_tensor_data(dense),
+                              .w = dense_w ? gl_tensor_data(dense_w) : NULL, .mean = mean, .var = var,
+                              .mean_f = gl_tensor_data(mean_t), .rstd_f = gl_tensor_data(rstd_t),
+                              .scale = scale, .shift = shift, .y = gl_tensor_data(*out)};
+        gl_parallel_run(job.parts, bn_forward_part, &job);
     }
     if (!status) {
         const gl_tensor *inputs[3] = {x, weight, bias};

@@ -217,6 +217,24 @@ result = (x - m) / np.sqrt(v + 1e-5) * w.reshape(1, 3, 1, 1) + b.reshape(1, 3, 1
     for c = 1, 4 do assert.near(0, dot[c], 1e-4) end
   end)
 
+  it("splits big inputs over the threads by channel: the same bits for any thread count", function()
+    -- 32 x 16 x 32 x 32 values: enough for norm_batch.c to run channel ranges on 2 threads.
+    local threads = gl.get_num_threads()
+    local function run(n)
+      gl.set_num_threads(n)
+      gl.manual_seed(5)
+      local x = (gl.randn{ 32, 16, 32, 32 } * 3 + 1):requires_grad(true)
+      local w, b = gl.randn{ 16 }:requires_grad(true), gl.randn{ 16 }:requires_grad(true)
+      local rm, rv = gl.zeros{ 16 }, gl.ones{ 16 }
+      local y = gl.batch_norm(x, rm, rv, w, b, true)
+      y:backward(gl.randn(y:shape()))
+      gl.set_num_threads(threads)
+      return { y, x.grad, w.grad, b.grad, rm, rv }
+    end
+    local one, two = run(1), run(2)
+    for k = 1, #one do assert.tensor_near(two[k], one[k], 0) end
+  end)
+
   it("accepts non-contiguous input", function()
     local x = gl.randn{ 3, 6 }
     local y = gl.batch_norm(x:t(), nil, nil, nil, nil, true)
