@@ -19,6 +19,11 @@
 #include <math.h>
 
 #include "internal.h"
+#include "monitor.h"   /* GL_MULTIVERSION */
+
+/* Each kernel is compiled for AVX-512, AVX2 and baseline x86-64 and picked at
+ * load time.  -std=c11 keeps a * b + c as two roundings (no contraction into
+ * FMA), so every copy computes the same parameters bit for bit. */
 
 static gl_status check_pair(const char *name, const gl_tensor *param, const gl_tensor *other,
                             const char *what, gl_error *err)
@@ -36,17 +41,53 @@ static gl_status check_pair(const char *name, const gl_tensor *param, const gl_t
 
 static inline float sign_of(float x) { return (float)((x > 0) - (x < 0)); }
 
-/* Adds one element's update to the norms a monitor asked for.  The loops test
- * `norms` inside; the simd pragma on each loop (honoured with -fopenmp-simd)
- * lets the compiler vectorize the double sums, so watching costs little. */
-#define ACCUMULATE_UPDATE(old, new)                                     \
-    do {                                                                \
-        double delta_ = (double)(new) - (double)(old);                  \
-        update_squares += delta_ * delta_;                              \
-        param_squares += (double)(old) * (double)(old);                 \
+/* The norms a monitor asks for, ‖p_new - p_old‖² and ‖p_old‖², nearly free:
+ * each kernel runs in blocks of NORM_BLOCK elements; inside a block the
+ * squares are added in float (vector lanes, reassociated by the simd
+ * reduction, hidden behind the update's own arithmetic) and each block's sums
+ * are folded into double.  The old values go to a stack buffer as they are
+ * read, so a block whose float sums may have under- or overflowed (tiny
+ * updates are the vanishing regime) is summed again in double. */
+enum { NORM_BLOCK = 1024 };
+
+typedef struct norm_sums {
+    double update_squares, param_squares;
+} norm_sums;
+
+/* In an update loop over i in [start, end): saves old, adds the squares. */
+#define NOTE_NORMS(old, new)                                           \
+    do {                                                               \
+        if (norms) {                                                   \
+            float old_ = (old), delta_ = (new) - old_;                 \
+            saved[i - start] = old_;                                   \
+            block_update += delta_ * delta_;                           \
+            block_param += old_ * old_;                                \
+        }                                                              \
     } while (0)
 
-gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
+static inline __attribute__((always_inline)) void fold_block(float update, float weight, const float *old,
+                                                              const float *new, int64_t n, norm_sums *sums)
+{
+    /* Float squares lose values under ~1e-19 and overflow past ~1e19; 1e-28
+     * keeps what is lost under 1e-7 of the sum.  (A zero is recomputed too:
+     * it may be all underflow.) */
+    if (isfinite(update) && isfinite(weight) && update >= 1e-28f && weight >= 1e-28f) {
+        sums->update_squares += update;
+        sums->param_squares += weight;
+        return;
+    }
+    double update_d = 0, weight_d = 0;
+#pragma omp simd reduction(+ : update_d, weight_d)
+    for (int64_t k = 0; k < n; k++) {
+        double o = old[k], d = (double)new[k] - o;
+        update_d += d * d;
+        weight_d += o * o;
+    }
+    sums->update_squares += update_d;
+    sums->param_squares += weight_d;
+}
+
+GL_MULTIVERSION gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
                        int64_t step, const gl_sgd_options *o, gl_update_norms *norms, gl_error *err)
 {
     gl_status status = check_pair("SGD", param, grad, "gradient", err);
@@ -61,32 +102,43 @@ gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momen
     const float lr = o->lr, momentum = o->momentum, dampening = o->dampening;
     const float weight_decay = o->weight_decay, l1 = o->l1;
     const bool nesterov = o->nesterov, first = step == 1;
-    double update_squares = 0, param_squares = 0;
+    norm_sums sums = {0, 0};
+    float saved[NORM_BLOCK];
     if (!b) {
-        #pragma omp simd reduction(+ : update_squares, param_squares)
-        for (int64_t i = 0; i < n; i++) {
-            float old = p[i];
-            p[i] = old - lr * (g[i] + weight_decay * old + l1 * sign_of(old));
-            if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+            float block_update = 0, block_param = 0;
+            #pragma omp simd reduction(+ : block_update, block_param)
+            for (int64_t i = start; i < end; i++) {
+                float old = p[i];
+                p[i] = old - lr * (g[i] + weight_decay * old + l1 * sign_of(old));
+                NOTE_NORMS(old, p[i]);
+            }
+            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
         }
     } else {
-        #pragma omp simd reduction(+ : update_squares, param_squares)
-        for (int64_t i = 0; i < n; i++) {
-            float old = p[i];
-            float d = g[i] + weight_decay * old + l1 * sign_of(old);
-            b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
-            d = nesterov ? d + momentum * b[i] : b[i];
-            p[i] = old - lr * d;
-            if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+            float block_update = 0, block_param = 0;
+            #pragma omp simd reduction(+ : block_update, block_param)
+            for (int64_t i = start; i < end; i++) {
+                float old = p[i];
+                float d = g[i] + weight_decay * old + l1 * sign_of(old);
+                b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
+                d = nesterov ? d + momentum * b[i] : b[i];
+                p[i] = old - lr * d;
+                NOTE_NORMS(old, p[i]);
+            }
+            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
         }
     }
-    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
+    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
     param->storage->version++;
     if (b) momentum_buffer->storage->version++;
     return GL_OK;
 }
 
-gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
+GL_MULTIVERSION gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
                         gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
                         const gl_adam_options *o, gl_update_norms *norms, gl_error *err)
 {
@@ -109,41 +161,52 @@ gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_
     float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
     float l2 = o->decoupled ? 0.0f : o->weight_decay;
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, l1 = o->l1;
-    double update_squares = 0, param_squares = 0;
+    norm_sums sums = {0, 0};
+    float saved[NORM_BLOCK];
     if (!vmax) {
-        #pragma omp simd reduction(+ : update_squares, param_squares)
-        for (int64_t i = 0; i < n; i++) {
-            float old = p[i];
-            float pi = old * decay;
-            float d = g[i] + l2 * pi + l1 * sign_of(pi);
-            float mi = b1 * m[i] + (1.0f - b1) * d;
-            float vi = b2 * v[i] + (1.0f - b2) * d * d;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
-            if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+            float block_update = 0, block_param = 0;
+            #pragma omp simd reduction(+ : block_update, block_param)
+            for (int64_t i = start; i < end; i++) {
+                float old = p[i];
+                float pi = old * decay;
+                float d = g[i] + l2 * pi + l1 * sign_of(pi);
+                float mi = b1 * m[i] + (1.0f - b1) * d;
+                float vi = b2 * v[i] + (1.0f - b2) * d * d;
+                m[i] = mi;
+                v[i] = vi;
+                p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
+                NOTE_NORMS(old, p[i]);
+            }
+            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
         }
     } else {
-        #pragma omp simd reduction(+ : update_squares, param_squares)
-        for (int64_t i = 0; i < n; i++) {
-            float old = p[i];
-            float pi = old * decay;
-            float d = g[i] + l2 * pi + l1 * sign_of(pi);
-            m[i] = b1 * m[i] + (1.0f - b1) * d;
-            v[i] = b2 * v[i] + (1.0f - b2) * d * d;
-            vmax[i] = fmaxf(vmax[i], v[i]);
-            p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
-            if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+            float block_update = 0, block_param = 0;
+            #pragma omp simd reduction(+ : block_update, block_param)
+            for (int64_t i = start; i < end; i++) {
+                float old = p[i];
+                float pi = old * decay;
+                float d = g[i] + l2 * pi + l1 * sign_of(pi);
+                m[i] = b1 * m[i] + (1.0f - b1) * d;
+                v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+                vmax[i] = fmaxf(vmax[i], v[i]);
+                p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
+                NOTE_NORMS(old, p[i]);
+            }
+            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
         }
     }
-    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
+    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
     param->storage->version++;
     exp_avg->storage->version++;
     exp_avg_sq->storage->version++;
     return GL_OK;
 }
 
-gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
+GL_MULTIVERSION gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
                            gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
                            const gl_rmsprop_options *o, gl_update_norms *norms, gl_error *err)
 {
@@ -161,32 +224,39 @@ gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     int64_t n = gl_tensor_numel(param);
     const float alpha = o->alpha, weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
     const float lr = o->lr, momentum = o->momentum;
-    double update_squares = 0, param_squares = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float old = p[i];
-        float d = g[i] + weight_decay * old + l1 * sign_of(old);
-        v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
-        float variance = v[i];
-        if (a) {
-            a[i] = alpha * a[i] + (1.0f - alpha) * d;
-            variance = v[i] - a[i] * a[i];
+    norm_sums sums = {0, 0};
+    float saved[NORM_BLOCK];
+    for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+        int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        float block_update = 0, block_param = 0;
+        #pragma omp simd reduction(+ : block_update, block_param)
+        for (int64_t i = start; i < end; i++) {
+            float old = p[i];
+            float d = g[i] + weight_decay * old + l1 * sign_of(old);
+            v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
+            float variance = v[i];
+            if (a) {
+                a[i] = alpha * a[i] + (1.0f - alpha) * d;
+                variance = v[i] - a[i] * a[i];
+            }
+            float denominator = sqrtf(variance) + eps;
+            if (b) {
+                b[i] = momentum * b[i] + d / denominator;
+                p[i] = old - lr * b[i];
+            } else {
+                p[i] = old - lr * (d / denominator);
+            }
+            NOTE_NORMS(old, p[i]);
         }
-        float denominator = sqrtf(variance) + eps;
-        if (b) {
-            b[i] = momentum * b[i] + d / denominator;
-            p[i] = old - lr * b[i];
-        } else {
-            p[i] = old - lr * (d / denominator);
-        }
-        if (norms) ACCUMULATE_UPDATE(old, p[i]);
+        if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
     }
-    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
+    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
     param->storage->version++;
     square_avg->storage->version++;
     return GL_OK;
 }
 
-gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
+GL_MULTIVERSION gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
                            const gl_adagrad_options *o, gl_update_norms *norms, gl_error *err)
 {
     gl_status status = check_pair("Adagrad", param, grad, "gradient", err);
@@ -198,16 +268,22 @@ gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *s
     int64_t n = gl_tensor_numel(param);
     float clr = (float)((double)o->lr / (1.0 + (double)(step - 1) * o->lr_decay));
     const float weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
-    double update_squares = 0, param_squares = 0;
-    #pragma omp simd reduction(+ : update_squares, param_squares)
-    for (int64_t i = 0; i < n; i++) {
-        float old = p[i];
-        float d = g[i] + weight_decay * old + l1 * sign_of(old);
-        s[i] += d * d;
-        p[i] = old - clr * (d / (sqrtf(s[i]) + eps));
-        if (norms) ACCUMULATE_UPDATE(old, p[i]);
+    norm_sums sums = {0, 0};
+    float saved[NORM_BLOCK];
+    for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+        int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        float block_update = 0, block_param = 0;
+        #pragma omp simd reduction(+ : block_update, block_param)
+        for (int64_t i = start; i < end; i++) {
+            float old = p[i];
+            float d = g[i] + weight_decay * old + l1 * sign_of(old);
+            s[i] += d * d;
+            p[i] = old - clr * (d / (sqrtf(s[i]) + eps));
+            NOTE_NORMS(old, p[i]);
+        }
+        if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
     }
-    if (norms) norms->update_squares = update_squares, norms->param_squares = param_squares;
+    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
     param->storage->version++;
     sum->storage->version++;
     return GL_OK;
