@@ -108,3 +108,25 @@ describe("activation gradients", function()
     assert.error_matches(function() gl.relu("x") end, "bad argument #1 to 'relu'")
   end)
 end)
+
+describe("activations on big tensors", function()
+  it("split over the threads in slices: the same bits for 1 and 2 threads", function()
+    local threads = gl.get_num_threads()
+    local function run(n)
+      gl.set_num_threads(n)
+      gl.manual_seed(3)
+      local x = gl.randn{ 8, 16, 64, 64 }:requires_grad(true)   -- 524288 values
+      local outs = {}
+      for _, f in ipairs{ gl.relu, gl.tanh, gl.sigmoid } do
+        x.grad = nil
+        local y = f(x)
+        y:backward(gl.randn(y:shape()))
+        outs[#outs + 1], outs[#outs + 2] = y, x.grad
+      end
+      gl.set_num_threads(threads)
+      return outs
+    end
+    local one, two = run(1), run(2)
+    for k = 1, #one do assert.tensor_near(two[k], one[k], 0) end
+  end)
+end)
