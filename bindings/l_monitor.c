@@ -262,6 +262,13 @@ static int l_recorder_count(lua_State *L)
     return 1;
 }
 
+/* recorder:bytes() → the memory the recorder holds */
+static int l_recorder_bytes(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)gl_monitor_bytes(recorder_check(L)));
+    return 1;
+}
+
 static int l_recorder_version(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)gl_monitor_version(recorder_check(L)));
@@ -486,7 +493,7 @@ static const luaL_Reg recorder_methods[] = {
     {"entries", l_recorder_entries},     {"series", l_recorder_series},
     {"row", l_recorder_row},             {"steps", l_recorder_steps},
     {"clips", l_recorder_clips},         {"warnings", l_recorder_warnings},
-    {"losses", l_recorder_losses},
+    {"losses", l_recorder_losses},       {"bytes", l_recorder_bytes},
     {NULL, NULL},
 };
 

@@ -710,6 +710,9 @@ bool gl_monitor_module_value(const gl_monitor *m, int64_t record, int64_t module
                              gl_monitor_module_field field, double *value);
 int64_t gl_monitor_warning_count(const gl_monitor *m);
 bool gl_monitor_warning_get(const gl_monitor *m, int64_t index, gl_monitor_warning *warning);
+/* Bytes the recorder holds: its columns (allocated ahead by doubling), slots
+ * and warnings. */
+size_t gl_monitor_bytes(const gl_monitor *m);
 
 
 /* ---------------------------------------------------------------- autograd */

@@ -386,3 +386,15 @@ bool gl_monitor_warning_get(const gl_monitor *m, int64_t index, gl_monitor_warni
     *warning = m->warnings[index];
     return true;
 }
+
+size_t gl_monitor_bytes(const gl_monitor *m)
+{
+    size_t records = (size_t)m->capacity, params = (size_t)(m->nparams ? m->nparams : 1);
+    size_t modules = (size_t)(m->nmodules ? m->nmodules : 1);
+    return sizeof *m + (size_t)m->param_capacity * (sizeof *m->params + 1)
+           + (size_t)m->module_capacity * sizeof *m->modules
+           + records * (4 * sizeof(double) + 1)
+           + records * params * (GL_MONITOR_PARAM_FIELDS * sizeof(double) + 1)
+           + records * modules * (GL_MONITOR_MODULE_FIELDS * sizeof(double) + 1)
+           + (size_t)m->warning_capacity * sizeof *m->warnings;
+}

@@ -206,6 +206,256 @@ describe("the monitor", function()
   end)
 end)
 
+describe("the recorder (values in C columns)", function()
+  local function model_of(seed)
+    gl.manual_seed(seed)
+    return nn.Sequential{nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Sigmoid(), nn.Linear(6, 3)}
+  end
+
+  -- What a record should hold, computed with tensor ops from outputs a user
+  -- hook kept (user hooks run beside the monitor's taps).
+  local function capture(model)
+    local outputs = {}
+    for i = 1, model:size() do
+      model:get(i):register_forward_hook(function(_, out) outputs[tostring(i)] = out:retain_grad() end)
+    end
+    return outputs
+  end
+
+  local function expect_module(r, out, band)
+    local n = out:numel()
+    local mean = out:mean():item()
+    assert.near(mean, r.act_mean, 1e-5)
+    assert.near(math.sqrt(((out - mean) ^ 2):mean():item()), r.act_std, 1e-5)
+    assert.near(out:eq(0):sum():item() / n, r.act_zero_frac, 1e-12)
+    if band then
+      local sat = out:lt(band[1]):sum():item() + out:gt(band[2]):sum():item()
+      assert.near(sat / n, r.act_sat_frac, 1e-12)
+    else
+      assert.is_nil(r.act_sat_frac)
+    end
+    assert.near(out.grad:norm():item(), r.grad_out_norm, 1e-5 * (1 + r.grad_out_norm))
+  end
+
+  it("records what a hand computation gives, step after step, with the update ratio of each step", function()
+    local model = model_of(11)
+    local outputs = capture(model)
+    local opt = gl.optim.SGD(model, {lr = 0.1, momentum = 0.9})
+    local mon = gl.monitor(model)
+    local x, y = gl.randn{9, 5}, gl.randint(1, 3, {9})
+    local bands = { ["2"] = {-0.99, 0.99}, ["4"] = {0.01, 0.99} }
+    for step = 1, 4 do
+      local loss = gl.loss.cross_entropy(model(x), y)
+      opt:zero_grad()
+      loss:backward()
+      local rec = mon:record(step, {loss = loss})
+      assert.equal(step, rec.step)
+      assert.near(loss:item(), rec.loss, 1e-6)
+      for _, entry in ipairs(model:named_parameters()) do
+        local name, g = entry[1], entry[2].grad
+        local r = rec.params[name]
+        assert.near(g:norm():item(), r.grad_norm, 1e-5 * (1 + r.grad_norm))
+        assert.near(g:mean():item(), r.grad_mean, 1e-6)
+        assert.near(g:abs():max():item(), r.grad_max, 1e-7)
+        assert.is_nil(r.update_ratio)   -- not stepped yet
+      end
+      for path, out in pairs(outputs) do expect_module(rec.modules[path], out, bands[path]) end
+      local before = {}
+      for _, entry in ipairs(model:named_parameters()) do before[entry[1]] = entry[2]:clone() end
+      opt:step()
+      for _, entry in ipairs(model:named_parameters()) do
+        local name, p = entry[1], entry[2]
+        local expected = (p - before[name]):norm():item() / before[name]:norm():item()
+        -- the record already handed out sees the step that followed it
+        assert.near(expected, rec.params[name].update_ratio, expected * 1e-4)
+        assert.near(expected, mon.records[step].params[name].update_ratio, expected * 1e-4)
+      end
+    end
+    assert.equal(4, #mon.records)
+    local n = 0
+    for i, rec in ipairs(mon.records) do n = n + 1; assert.equal(i, rec.step) end
+    assert.equal(4, n)
+    assert.equal(mon.records[2], mon.records[2])   -- the same table while it is referenced
+  end)
+
+  it("keeps every k-th step, and drops the activations of steps it does not keep", function()
+    local model = model_of(12)
+    local outputs = capture(model)
+    local mon = gl.monitor(model, {every = 2})
+    local x = gl.randn{4, 5}
+    for step = 1, 6 do
+      model:zero_grad()
+      model(x * step):sum():backward()
+      local rec = mon:record(step)
+      if step % 2 == 1 then assert.is_nil(rec)
+      else expect_module(rec.modules["2"], outputs["2"], {-0.99, 0.99}) end
+    end
+    local steps = {}
+    for i, rec in ipairs(mon.records) do steps[i] = rec.step end
+    assert.same({2, 4, 6}, steps)
+  end)
+
+  it("records no modules with activations = false, and stops watching after remove()", function()
+    local model = model_of(13)
+    local mon = gl.monitor(model, {activations = false})
+    model(gl.randn{3, 5}):sum():backward()
+    local rec = mon:record(1)
+    assert.is_nil(next(rec.modules))
+    assert.is_not_nil(rec.params["1.weight"].grad_norm)
+    local other = gl.monitor(model)
+    assert.equal(1, #model:get(1)._forward_hooks)
+    other:remove()
+    assert.equal(0, #model:get(1)._forward_hooks)
+    model:zero_grad()
+    model(gl.randn{3, 5}):sum():backward()
+    assert.is_nil(next(other:record(2).modules))   -- still records parameters, no more modules
+    assert.equal(1, #other.records[1] and 1)
+  end)
+
+  it("lets several monitors watch different models (and the same one) side by side", function()
+    local a, b = model_of(14), model_of(15)
+    local ma, mb, mb2 = gl.monitor(a), gl.monitor(b), gl.monitor(b, {vanish = 1e-30})
+    local oa, ob = gl.optim.Adam(a, {lr = 0.01}), gl.optim.RMSprop(b, {lr = 0.01})
+    local x = gl.randn{6, 5}
+    for step = 1, 3 do
+      oa:zero_grad(); ob:zero_grad()
+      a(x):sum():backward()
+      b(x):pow(2):sum():backward()
+      ma:record(step); mb:record(step); mb2:record(step)
+      assert.near(a:get(5).weight.grad:norm():item(), ma.records[step].params["5.weight"].grad_norm, 1e-5)
+      assert.near(b:get(5).weight.grad:norm():item(), mb.records[step].params["5.weight"].grad_norm, 1e-5)
+      assert.equal(mb.records[step].modules["3"].act_mean, mb2.records[step].modules["3"].act_mean)
+      oa:step(); ob:step()
+    end
+    assert.is_not_nil(ma.records[3].params["1.weight"].update_ratio)
+    -- the optimizer reports to the monitor created last on a parameter
+    assert.is_not_nil(mb2.records[3].params["1.weight"].update_ratio)
+  end)
+
+  it("lets go of a monitor nobody holds, and of a model with its monitor", function()
+    local model = model_of(16)
+    do gl.monitor(model) end
+    collectgarbage(); collectgarbage()
+    assert.equal(0, #(model:get(2)._forward_hooks or {}))   -- its taps came off with it
+    do
+      local m = model_of(17)
+      local mon = gl.monitor(m)
+      m(gl.randn{2, 5}):sum():backward()
+      mon:record(1)
+    end
+    collectgarbage(); collectgarbage()
+    -- monitors that are left (none here) are told about clipping without trouble
+    model(gl.randn{2, 5}):sum():backward()
+    gl.optim.clip_grad_norm(model, 1)
+  end)
+
+  it("grows by the numbers it keeps over 10^4 records, not by Lua objects", function()
+    local model = model_of(18)
+    local opt = gl.optim.SGD(model, {lr = 1e-3})
+    local mon = gl.monitor(model)
+    local x, y = gl.randn{4, 5}, gl.randint(1, 3, {4})
+    local function steps(from, to)
+      for step = from, to do
+        local loss = gl.loss.cross_entropy(model(x), y)
+        opt:zero_grad()
+        loss:backward()
+        mon:record(step, {loss = loss})
+        opt:step()
+      end
+    end
+    steps(1, 200)
+    collectgarbage(); collectgarbage()
+    local lua_before, tensors_before = collectgarbage("count"), gl.memory()
+    steps(201, 10000)
+    collectgarbage(); collectgarbage()
+    assert.equal(10000, #mon.records)
+    assert.is_true(collectgarbage("count") - lua_before < 64, "Lua heap grew by " .. (collectgarbage("count") - lua_before) .. " KB")
+    assert.equal(tensors_before, gl.memory())
+    -- 6 parameters x 4 fields and 5 modules x 5 fields in doubles, plus flags and the step's own
+    local per_record = 6 * (4 * 8 + 1) + 5 * (5 * 8 + 1) + 4 * 8 + 1
+    assert.is_true(mon._rec:bytes() < 2 * 10000 * per_record + 65536, "recorder holds " .. mon._rec:bytes())
+    local xs = mon:series("3", "act_mean")
+    assert.equal(10000, #xs)
+  end)
+
+  it("reports bad arguments with the function and argument", function()
+    local model = model_of(19)
+    local mon = gl.monitor(model)
+    model(gl.randn{2, 5}):sum():backward()
+    assert.error_matches(function() mon:record(1, 5) end, "record", "#2")
+    assert.error_matches(function() mon:record(1, {loss = "low"}) end, "record", "#2", "loss", "string")
+    assert.error_matches(function() mon:record(1, {loss = gl.ones{2}}) end, "record", "#2", "one-element")
+    assert.error_matches(function() mon:record(1 / 0) end, "record", "#1", "finite")
+    mon:record(1, {loss = gl.tensor{0.5}})
+    assert.error_matches(function() mon.records[2] = {} end, "records", "read-only")
+    assert.is_nil(mon.records[2])
+    assert.is_nil(mon.records[0])
+    local rec = mon._rec
+    assert.error_matches(function() rec:info(2) end, "bad argument #1 to 'info'", "out of range")
+    assert.error_matches(function() rec:series("param", 99, "grad_norm") end, "bad argument #2 to 'series'")
+    assert.error_matches(function() rec:series("param", 1, "act_mean") end, "bad argument #3 to 'series'", "act_mean")
+    assert.error_matches(function() rec:series("weights", 1, "grad_norm") end, "bad argument #1 to 'series'")
+    assert.error_matches(function() gl._monitor_recorder(-1, 1) end, "monitor", "vanish")
+    assert.error_matches(function() gl._monitor_note_update({}, 1, 1) end, "_monitor_note_update", "#1")
+    assert.error_matches(function() rec:add_param(gl.ones{2}) end, "before the first record")
+    assert.equal(false, getmetatable(rec))
+  end)
+end)
+
+describe("statistics kernels", function()
+  -- double-precision references, summed in Lua
+  local function reference(t, low, high)
+    local sum, squares, top, zeros, bad, sat = 0, 0, 0, 0, 0, 0
+    for _, v in ipairs(t:view{-1}:totable()) do
+      if v == 0 then zeros = zeros + 1 end
+      if v ~= v or v == math.huge or v == -math.huge then bad = bad + 1
+      else
+        sum, squares, top = sum + v, squares + v * v, math.max(top, math.abs(v))
+        if low and (v < low or v > high) then sat = sat + 1 end
+      end
+    end
+    return { sum = sum, norm = math.sqrt(squares), max_abs = top, zeros = zeros, nonfinite = bad, saturated = sat }
+  end
+
+  local function check(t, low, high)
+    local s, r = t:stats(low, high), reference(t, low, high)
+    assert.near(r.sum, s.sum, 1e-5 * (r.norm * math.sqrt(t:numel())) + 1e-30)
+    assert.near(r.norm, s.norm, 1e-5 * r.norm)
+    assert.equal(r.max_abs, s.max_abs)
+    assert.equal(r.zeros, s.zeros)
+    assert.equal(r.nonfinite, s.nonfinite)
+    if low then assert.equal(r.saturated, s.saturated) end
+  end
+
+  it("agree with double sums at lane and block boundaries, for tiny, huge and non-finite values", function()
+    gl.manual_seed(21)
+    for _, n in ipairs{1, 31, 32, 33, 63, 64, 65, 1023, 1024, 1025, 3000, 4133} do
+      check(gl.randn{n})
+      check(gl.randn{n}:relu(), -0.5, 0.5)
+      check(gl.randn{n} * 1e-25)           -- float squares would underflow
+      check(gl.randn{n} * 1e25)            -- and overflow
+    end
+    local t = gl.randn{2050}
+    t:narrow(1, 700, 1):fill(0 / 0)
+    t:narrow(1, 1500, 1):fill(-1 / 0)
+    check(t, -1, 1)
+    check(gl.zeros{1500})
+  end)
+
+  it("take update norms in the vanishing regime, where float squares underflow", function()
+    local p = gl.full({3000}, 1e-20)
+    local g = gl.full({3000}, 1e-20)
+    local update, weight = gl._optim_sgd(p, g, nil, 1, {lr = 0.01}, true)
+    assert.near(math.sqrt(3000) * 1e-22, update, 1e-6 * update)   -- float sums would be off by far more
+    assert.near(math.sqrt(3000) * 1e-20, weight, 1e-6 * weight)
+    p, g = gl.randn{3000}, gl.randn{3000}
+    local before = p:clone()
+    update, weight = gl._optim_sgd(p, g, nil, 1, {lr = 0.01}, true)
+    assert.near((p - before):norm():item(), update, 1e-5 * update)
+    assert.near(before:norm():item(), weight, 1e-5 * weight)
+  end)
+end)
+
 describe("monitor files and figures", function()
   local dir, mon
 
