@@ -116,7 +116,7 @@ return function(gl)
   local function records_proxy(self)
     local recorder = self._rec
     local function get(_, i)
-      i = math.tointeger(i)
+      i = type(i) == "number" and math.tointeger(i)
       if i and i >= 1 and i <= recorder:count() then return record_object(self, i) end
       return nil
     end
