@@ -9,7 +9,9 @@
 -- three products, each as ONE big sgemm over the whole batch (64 x 576 . 576 x 32768 and its
 -- two transposes, through a:matmul(b) on preallocated inputs, which bench_tensor measures at
 -- 0.95-1.05 of a raw cblas_sgemm call), so it is the ceiling a conv layer could reach if
--- building the columns (im2col) and adding the bias were free.  The conv rows run the gradlab
+-- building the columns (im2col) and adding the bias were free; on CPUs with AVX-512 gl.conv2d
+-- reads x in place instead (engine/conv_direct.c, no columns, no BLAS packing) and may pass
+-- it.  The conv rows run the gradlab
 -- op as a user sees it: nn.Conv2d with autograd recording, output allocation and backward
 -- into x, weight and bias.
 --
