@@ -26,7 +26,6 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,13 +242,12 @@ static void attention_backward_heads(const attn_problem *p, attn_operand dq, att
 
 /* ----------------------------------------------------------------- workers */
 
-/* The (batch, head) pairs are independent, so phases split them across
- * gl_get_num_threads() workers.  Each pair's small products run on one
- * thread (BLAS is set to one thread meanwhile, as conv.c does); the split
- * never changes any value, so results do not depend on the thread count. */
-enum { ATTN_MAX_WORKERS = 16 };
+/* The (batch, head) pairs are independent, so phases split them across the
+ * engine's threads (parallel.c).  Each pair's small products run on one
+ * thread (BLAS is held to one thread meanwhile); the split never changes any
+ * value, so results do not depend on the thread count. */
 /* Multiply-adds a worker must get before a thread pays for itself (~20 us). */
-#define ATTN_MIN_WORK_PER_WORKER ((int64_t)1 << 20)
+#define ATTN_MIN_WORK_PER_WORKER 1048576.0
 
 /* PHASE_FORWARD does both halves of forward in one pass when no dropout mask
  * has to be drawn in between (one fork/join instead of two). */
@@ -263,9 +261,8 @@ typedef struct attn_task {
     float *dmask, *scratch;
 } attn_task;
 
-static void *attn_task_run(void *arg)
+static void attn_task_run(const attn_task *t)
 {
-    const attn_task *t = arg;
     switch (t->phase) {
     case PHASE_FORWARD:
         attention_weights(t->p, t->begin, t->end);
@@ -277,47 +274,30 @@ static void *attn_task_run(void *arg)
         attention_backward_heads(t->p, t->dq, t->dk, t->dv, t->dmask, t->scratch, t->begin, t->end);
         break;
     }
-    return NULL;
 }
 
 static int attn_workers(const attn_problem *p)
 {
-    int64_t pairs = p->B * p->H;
-    int64_t work = pairs * p->Tq * p->Tk * (p->dk + p->dv);
-    int64_t n = gl_get_num_threads();
-    if (n > pairs) n = pairs;
-    if (n > work / ATTN_MIN_WORK_PER_WORKER) n = work / ATTN_MIN_WORK_PER_WORKER;
-    if (n > ATTN_MAX_WORKERS) n = ATTN_MAX_WORKERS;
-    return n < 1 ? 1 : (int)n;
+    double pairs = (double)p->B * (double)p->H;
+    double work = pairs * (double)p->Tq * (double)p->Tk * (double)(p->dk + p->dv);
+    return gl_parallel_parts(work, ATTN_MIN_WORK_PER_WORKER, p->B * p->H);
 }
 
-/* Runs `base` over all pairs in `count` contiguous parts: parts 1.. on new
- * threads, part 0 here.  A thread that cannot start leaves its part to this
- * thread: slower, never wrong.  scratch (backward) holds count * Tq * Tk floats. */
+static void attn_task_of(void *tasks, int i) { attn_task_run((attn_task *)tasks + i); }
+
+/* Runs `base` over all pairs in `count` contiguous parts on the engine's
+ * threads (parallel.c).  scratch (backward) holds count * Tq * Tk floats. */
 static void attn_run(const attn_task *base, int count, float *scratch)
 {
     int64_t pairs = base->p->B * base->p->H, block = base->p->Tq * base->p->Tk;
-    attn_task tasks[ATTN_MAX_WORKERS];
+    attn_task tasks[GL_PARALLEL_MAX];
     for (int i = 0; i < count; i++) {
         tasks[i] = *base;
         tasks[i].begin = pairs * i / count;
         tasks[i].end = pairs * (i + 1) / count;
         tasks[i].scratch = scratch ? scratch + (size_t)i * (size_t)block : NULL;
     }
-    if (count == 1) {
-        attn_task_run(&tasks[0]);
-        return;
-    }
-    pthread_t ids[ATTN_MAX_WORKERS];
-    bool started[ATTN_MAX_WORKERS] = {false};
-    gl_blas_set_threads(1);
-    for (int i = 1; i < count; i++) started[i] = pthread_create(&ids[i], NULL, attn_task_run, &tasks[i]) == 0;
-    attn_task_run(&tasks[0]);
-    for (int i = 1; i < count; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else attn_task_run(&tasks[i]);
-    }
-    gl_blas_set_threads(gl_get_num_threads());
+    gl_parallel_run(count, attn_task_of, tasks);
 }
 
 /* ------------------------------------------------------------------ layout */

@@ -25,7 +25,6 @@
  */
 #include <cblas.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,7 +353,6 @@ static void transposed_weight(const conv_geometry *g, const float *restrict w, f
  * threads, splitting each sample's small product, leave on one core.  Each
  * worker must get 2^23 multiply-adds or more, some 8 times what starting a
  * thread costs, so small layers stay on the calling thread. */
-enum { CONV_MAX_WORKERS = 16 };
 #define CONV_MIN_WORK_PER_WORKER 8388608.0
 
 typedef enum { PASS_FORWARD, PASS_WEIGHT, PASS_INPUT_COL2IM } conv_pass;
@@ -370,15 +368,13 @@ typedef struct conv_part {
     float *col;           /* its own columns */
 } conv_part;
 
-static void *conv_part_run(void *arg)
+static void conv_part_run(conv_part *p)
 {
-    conv_part *p = arg;
     switch (p->pass) {
     case PASS_FORWARD: conv_forward(&p->g, p->x, p->w, p->bias, p->out, p->col); break;
     case PASS_WEIGHT: conv_backward_weight(&p->g, p->dy, p->x, p->out, p->db, p->col); break;
     case PASS_INPUT_COL2IM: conv_backward_input_col2im(&p->g, p->x, p->w, p->out, p->col); break;
     }
-    return NULL;
 }
 
 /* Workers for passes over g's batch: the thread count, bounded by the samples and the work. */
@@ -386,11 +382,7 @@ static int conv_workers(const conv_geometry *g)
 {
     /* Multiply-adds of one product, in double: the int64 product of four sizes may overflow. */
     double work = (double)g->batch * (double)g->cout * (double)g->p * (double)g->k;
-    int64_t n = gl_get_num_threads();
-    if (n > g->batch) n = g->batch;
-    if ((double)n > work / CONV_MIN_WORK_PER_WORKER) n = (int64_t)(work / CONV_MIN_WORK_PER_WORKER);
-    if (n > CONV_MAX_WORKERS) n = CONV_MAX_WORKERS;
-    return n < 1 ? 1 : (int)n;
+    return gl_parallel_parts(work, CONV_MIN_WORK_PER_WORKER, g->batch);
 }
 
 /* Part i of `count` gets samples [batch i / count, batch (i + 1) / count); returns its first. */
@@ -406,25 +398,10 @@ static int64_t conv_part_init(conv_part *part, conv_pass pass, const conv_geomet
 /* Worker i's columns in one allocation for all (none when pointwise). */
 static float *part_col(float *col, int i, size_t floats) { return col ? col + (size_t)i * floats : NULL; }
 
-/* Runs the parts together: parts[1..] on new threads, parts[0] here, BLAS single-threaded
- * meanwhile.  A thread that cannot start leaves its part to this thread: slower, never wrong. */
-static void conv_run(conv_part *parts, int count)
-{
-    if (count == 1) {
-        conv_part_run(&parts[0]);
-        return;
-    }
-    pthread_t ids[CONV_MAX_WORKERS];
-    bool started[CONV_MAX_WORKERS] = {false};
-    gl_blas_set_threads(1);
-    for (int i = 1; i < count; i++) started[i] = pthread_create(&ids[i], NULL, conv_part_run, &parts[i]) == 0;
-    conv_part_run(&parts[0]);
-    for (int i = 1; i < count; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else conv_part_run(&parts[i]);
-    }
-    gl_blas_set_threads(gl_get_num_threads());
-}
+static void conv_part_of(void *parts, int i) { conv_part_run((conv_part *)parts + i); }
+
+/* Runs the parts together on the engine's threads (parallel.c). */
+static void conv_run(conv_part *parts, int count) { gl_parallel_run(count, conv_part_of, parts); }
 
 /* y = conv(x) + b over the batch, in parts (weights repacked first for the direct kernels). */
 static gl_status conv_forward_parallel(const conv_geometry *g, const float *x, const float *w, const float *bias,
@@ -437,7 +414,7 @@ static gl_status conv_forward_parallel(const conv_geometry *g, const float *x, c
         conv_direct_pack_weight(g, w, packed);
         w = packed;
     }
-    conv_part parts[CONV_MAX_WORKERS];
+    conv_part parts[GL_PARALLEL_MAX];
     for (int i = 0; i < count; i++) {
         int64_t b0 = conv_part_init(&parts[i], PASS_FORWARD, g, i, count, part_col(col, i, col_floats));
         parts[i].x = x + b0 * g->cin * g->h * g->w;
@@ -521,7 +498,7 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
     if (!status) {
         const float *dy = gl_tensor_data(dense_g), *xv = gl_tensor_data(x), *wv = gl_tensor_data(w);
         int64_t in_size = g.cin * g.h * g.w, out_size = g.cout * g.p;
-        conv_part parts[CONV_MAX_WORKERS];
+        conv_part parts[GL_PARALLEL_MAX];
         if (want_w || want_b) {
             float *dw = want_w ? gl_tensor_data(grads[1]) : NULL;
             for (int i = 0; i < count; i++) {

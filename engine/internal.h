@@ -35,7 +35,7 @@ typedef struct gl_counter {
 } gl_counter;
 
 /* Parts of one kernel call on the engine's threads (parallel.c): fn(arg, i) for
- * i in [0, count), part 0 on the caller.  gl_parallel_parts: how many parts
+ * i in [0, count), part 0 on the caller, OpenBLAS on one thread meanwhile.  gl_parallel_parts: how many parts
  * `work` units pay for at `min_per_part` each, at most the thread count,
  * max_parts and GL_PARALLEL_MAX, at least 1. */
 enum { GL_PARALLEL_MAX = 16 };

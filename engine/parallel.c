@@ -7,6 +7,8 @@
  * some 10-30 us, so callers ask gl_parallel_parts for as many parts as the
  * work pays for.  A thread that cannot start leaves its part to the caller:
  * slower, never wrong.  Which thread runs a part never changes its result.
+ * While parts run, OpenBLAS is held to one thread, so products inside a part
+ * do not start threads of their own on the cores the parts already use.
  */
 #include <pthread.h>
 
@@ -44,6 +46,7 @@ void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg)
     pthread_t ids[GL_PARALLEL_MAX];
     parallel_part parts[GL_PARALLEL_MAX];
     bool started[GL_PARALLEL_MAX] = {false};
+    gl_blas_set_threads(1);
     for (int i = 1; i < count; i++) {
         parts[i] = (parallel_part){fn, arg, i};
         started[i] = pthread_create(&ids[i], NULL, parallel_part_run, &parts[i]) == 0;
@@ -53,4 +56,5 @@ void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg)
         if (started[i]) pthread_join(ids[i], NULL);
         else fn(arg, i);
     }
+    gl_blas_set_threads(gl_get_num_threads());
 }
