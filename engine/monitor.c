@@ -64,7 +64,7 @@ static inline __attribute__((always_inline)) void scan_fast(const float *restric
                     m[j] = a > m[j] ? a : m[j];   /* not fmaxf: a libm call */
                 }
                 if (what & GL_STATS_ZEROS) z[j] += v == 0.0f ? 1 : 0;
-                if (what & GL_STATS_BAND) b[j] += (v < low) | (v > high) ? 1 : 0;
+                if (what & GL_STATS_BAND) b[j] += ((v < low) | (v > high)) ? 1 : 0;
             }
         }
         for (int j = 0; j < lanes; j++) {
