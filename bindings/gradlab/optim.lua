@@ -69,8 +69,9 @@ return function(gl)
     end
   end
 
-  -- class(name, defaults, validate, update): update(self, group, p, state) does one parameter.
-  local function class(name, defaults, validate, update)
+  -- class(name, defaults, validate, kind [, decoupled]): kind names the fused
+  -- kernel of l_optim.c's _optim_step ("sgd", "adam", "rmsprop", "adagrad").
+  local function class(name, defaults, validate, kind, decoupled)
     local cls = {}
     cls.__name = name
     cls.__index = function(self, key)
@@ -101,7 +102,7 @@ return function(gl)
       end
       return name .. "(\n" .. table.concat(parts, "\n") .. "\n)"
     end
-    cls.update = update
+    cls.kind, cls.decoupled = kind, decoupled or false
     optim[name] = setmetatable(cls, {
       __call = function(_, params, options)
         if options ~= nil and type(options) ~= "table" then
@@ -134,26 +135,14 @@ return function(gl)
     for _, g in ipairs(self.param_groups) do for _, p in ipairs(g.params) do p.grad = nil end end
   end
 
-  -- Parameters without a gradient are skipped, as PyTorch does.  A parameter a
-  -- monitor watches has a tap: the kernel takes ‖Δp‖ and ‖p‖ in the same pass
-  -- and writes the update ratio into the monitor itself.  (An update function
-  -- written in Lua may instead return the two norms.)
+  -- One fused C loop per parameter group (l_optim.c: _optim_step): parameters
+  -- without a gradient are skipped, as PyTorch does; state buffers appear on
+  -- the first step; a parameter a monitor watches has a tap, and the kernel
+  -- takes ‖Δp‖ and ‖p‖ in the same pass and writes the update ratio into the
+  -- monitor itself.
   function Optimizer:step()
-    local states, listeners = self._state, gl._update_listeners
-    local update = self.update   -- looked up once: the class's __index is a function
-    for _, group in ipairs(self.param_groups) do
-      for _, p in ipairs(group.params) do
-        local g = p.grad
-        if g then
-          local state = states[p]
-          if not state then state = { step = 0 }; states[p] = state end
-          state.step = state.step + 1
-          local tap = listeners and listeners[p] or nil
-          local update_norm, param_norm = update(self, group, p, g:contiguous(), state, tap)
-          if update_norm and tap then gl._monitor_note_update(tap, update_norm, param_norm) end
-        end
-      end
-    end
+    local states, taps, kind, decoupled = self._state, gl._update_listeners, self.kind, self.decoupled
+    for _, group in ipairs(self.param_groups) do gl._optim_step(kind, group, states, taps, decoupled) end
   end
 
   -- Checkpoints: state() copies every buffer; load_state copies them back, so
@@ -216,7 +205,6 @@ return function(gl)
   end
 
   -- The optimizers ------------------------------------------------------------
-  local function zeros_like(p) return gl.zeros(p:shape()) end
 
   class("SGD", { momentum = 0, dampening = 0, nesterov = false, weight_decay = 0, l1 = 0 },
     function(name, g, check)
@@ -225,11 +213,7 @@ return function(gl)
       if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
         error(name .. ": nesterov needs momentum > 0 and dampening = 0", 4)
       end
-    end,
-    function(_, group, p, g, state, norms)
-      if group.momentum ~= 0 and not state.momentum_buffer then state.momentum_buffer = zeros_like(p) end
-      return gl._optim_sgd(p, g, state.momentum_buffer, state.step, group, norms)
-    end)
+    end, "sgd")
 
   local function adam_validate(name, g, check)
     check(name, g, "eps", 0, math.huge, true)
@@ -240,47 +224,24 @@ return function(gl)
     end
   end
 
-  local function adam_update(decoupled)
-    return function(_, group, p, g, state, norms)
-      if not state.exp_avg then
-        state.exp_avg, state.exp_avg_sq = zeros_like(p), zeros_like(p)
-        if group.amsgrad then state.max_exp_avg_sq = zeros_like(p) end
-      end
-      return gl._optim_adam(p, g, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step, group,
-                            decoupled, norms)
-    end
-  end
-
   class("Adam", { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0, amsgrad = false, l1 = 0 },
-        adam_validate, adam_update(false))
+        adam_validate, "adam")
   class("AdamW", { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 1e-2, amsgrad = false, l1 = 0 },
-        adam_validate, adam_update(true))
+        adam_validate, "adam", true)
 
   class("RMSprop", { lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0, centered = false, l1 = 0 },
     function(name, g, check)
       check(name, g, "alpha", 0, 1, true)
       check(name, g, "eps", 0, math.huge, true)
       check(name, g, "momentum", 0, math.huge, true)
-    end,
-    function(_, group, p, g, state, norms)
-      if not state.square_avg then
-        state.square_avg = zeros_like(p)
-        if group.momentum > 0 then state.momentum_buffer = zeros_like(p) end
-        if group.centered then state.grad_avg = zeros_like(p) end
-      end
-      return gl._optim_rmsprop(p, g, state.square_avg, state.momentum_buffer, state.grad_avg, state.step, group, norms)
-    end)
+    end, "rmsprop")
 
   class("Adagrad", { lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0, eps = 1e-10, l1 = 0 },
     function(name, g, check)
       check(name, g, "lr_decay", 0, math.huge, true)
       check(name, g, "eps", 0, math.huge, true)
       check(name, g, "initial_accumulator_value", 0, math.huge, true)
-    end,
-    function(_, group, p, g, state, norms)
-      if not state.sum then state.sum = gl.full(p:shape(), group.initial_accumulator_value) end
-      return gl._optim_adagrad(p, g, state.sum, state.step, group, norms)
-    end)
+    end, "adagrad")
 
   -- Clipping ----------------------------------------------------------------
   local function param_list(name, params)
