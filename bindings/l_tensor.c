@@ -47,8 +47,14 @@ int l_error_raise(lua_State *L, const gl_error *err)
 
 /* Lua's collector sees only the small userdata, not the C buffers behind it,
  * so a loop that makes big tensors would let memory grow far before a cycle
- * runs.  Each new tensor therefore tells the collector how many bytes the
- * engine allocated since the last one: it then paces itself to C memory. */
+ * runs.  Each new tensor therefore checks how many bytes the engine allocated
+ * since the last check, and every 256 KiB the collector does a share of a
+ * cycle: sized so that one whole cycle (work proportional to Lua's own heap)
+ * completes per `budget` bytes of engine allocation, budget being the engine's
+ * live bytes or 32 MiB, whichever is more — Lua's own rule (collect when
+ * memory has doubled) applied to tensor memory, with a floor.  Pacing every
+ * 256 KiB as if it were Lua allocation instead ran a whole cycle every ~1 MiB
+ * of small tensors: ~100 us per step of a 32-layer net. */
 static void account_engine_memory(lua_State *L)
 {
     static const char key = 0;   /* address used as a registry key, never written */
@@ -59,7 +65,12 @@ static void account_engine_memory(lua_State *L)
     if (now - last < 256 * 1024) return;
     lua_pushinteger(L, (lua_Integer)now);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
-    lua_gc(L, LUA_GCSTEP, (int)((now - last) / 1024 > 1 << 30 ? 1 << 30 : (now - last) / 1024));
+    double budget = (double)gl_live_bytes();
+    if (budget < 32.0 * 1024 * 1024) budget = 32.0 * 1024 * 1024;
+    double heap_kb = (double)lua_gc(L, LUA_GCCOUNT, 0) + 1.0;
+    double step_kb = heap_kb * (double)(now - last) / budget;
+    if (step_kb > 1 << 30) step_kb = 1 << 30;
+    lua_gc(L, LUA_GCSTEP, step_kb < 1 ? 1 : (int)step_kb);
 }
 
 /* The metatable is also kept in the registry under this address: lookups by a
