@@ -240,6 +240,13 @@ static gl_status accumulate_leaf(gl_tensor *leaf, gl_tensor *g, gl_error *err)
         /* The user's .grad tensor: add in place so references they hold see it. */
         return gl_tensor_add_inplace(leaf->grad, g, 1.0f, err);
     }
+    /* A gradient nothing else holds, in a buffer nothing else shares, becomes
+     * .grad as it is (a weight's gradient: megabytes not copied every step). */
+    if (g->refcount == 1 && g->storage->refcount == 1 && gl_tensor_is_contiguous(g) && g->offset == 0) {
+        gl_tensor_retain(g);
+        leaf->grad = g;
+        return GL_OK;
+    }
     return gl_tensor_clone_untracked(g, &leaf->grad, err);
 }
 
