@@ -87,41 +87,38 @@ static inline __attribute__((always_inline)) void fold_block(float update, float
     sums->param_squares += weight_d;
 }
 
-GL_MULTIVERSION gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer,
-                       int64_t step, const gl_sgd_options *o, gl_update_norms *norms, gl_error *err)
+/* The kernels below update elements [begin, end) and add the norms' squares
+ * to `sums` when it is not NULL.  Each is compiled per instruction set; the
+ * public functions check the arguments once, then run one range, or (without
+ * norms, on big tensors) several ranges on the engine's threads: updates are
+ * elementwise, so the split changes no value. */
+GL_MULTIVERSION static void sgd_range(float *restrict p, const float *restrict g, float *restrict b, int64_t step,
+                                      const gl_sgd_options *o, int64_t begin, int64_t end, norm_sums *sums)
 {
-    gl_status status = check_pair("SGD", param, grad, "gradient", err);
-    if (!status && o->momentum != 0) status = check_pair("SGD", param, momentum_buffer, "momentum buffer", err);
-    if (status) return status;
-    float *restrict p = gl_tensor_data(param);
-    const float *restrict g = gl_tensor_data(grad);
-    float *restrict b = o->momentum != 0 ? gl_tensor_data(momentum_buffer) : NULL;
-    int64_t n = gl_tensor_numel(param);
     /* Hyper-parameters in locals: the compiler cannot prove the float stores
      * below leave *o alone, and would reload them every element. */
     const float lr = o->lr, momentum = o->momentum, dampening = o->dampening;
     const float weight_decay = o->weight_decay, l1 = o->l1;
-    const bool nesterov = o->nesterov, first = step == 1;
-    norm_sums sums = {0, 0};
+    const bool nesterov = o->nesterov, first = step == 1, norms = sums != NULL;
     float saved[NORM_BLOCK];
     if (!b) {
-        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
             float block_update = 0, block_param = 0;
             #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < end; i++) {
+            for (int64_t i = start; i < stop; i++) {
                 float old = p[i];
                 p[i] = old - lr * (g[i] + weight_decay * old + l1 * sign_of(old));
                 NOTE_NORMS(old, p[i]);
             }
-            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
         }
     } else {
-        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
             float block_update = 0, block_param = 0;
             #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < end; i++) {
+            for (int64_t i = start; i < stop; i++) {
                 float old = p[i];
                 float d = g[i] + weight_decay * old + l1 * sign_of(old);
                 b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
@@ -129,30 +126,15 @@ GL_MULTIVERSION gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, 
                 p[i] = old - lr * d;
                 NOTE_NORMS(old, p[i]);
             }
-            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
         }
     }
-    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
-    param->storage->version++;
-    if (b) momentum_buffer->storage->version++;
-    return GL_OK;
 }
 
-GL_MULTIVERSION gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg,
-                        gl_tensor *exp_avg_sq, gl_tensor *max_exp_avg_sq, int64_t step,
-                        const gl_adam_options *o, gl_update_norms *norms, gl_error *err)
+GL_MULTIVERSION static void adam_range(float *restrict p, const float *restrict g, float *restrict m,
+                                       float *restrict v, float *restrict vmax, int64_t step,
+                                       const gl_adam_options *o, int64_t begin, int64_t end, norm_sums *sums)
 {
-    const char *name = o->decoupled ? "AdamW" : "Adam";
-    gl_status status = check_pair(name, param, grad, "gradient", err);
-    if (!status) status = check_pair(name, param, exp_avg, "exp_avg", err);
-    if (!status) status = check_pair(name, param, exp_avg_sq, "exp_avg_sq", err);
-    if (!status && o->amsgrad) status = check_pair(name, param, max_exp_avg_sq, "max_exp_avg_sq", err);
-    if (status) return status;
-    float *restrict p = gl_tensor_data(param);
-    const float *restrict g = gl_tensor_data(grad);
-    float *restrict m = gl_tensor_data(exp_avg), *restrict v = gl_tensor_data(exp_avg_sq);
-    float *restrict vmax = o->amsgrad ? gl_tensor_data(max_exp_avg_sq) : NULL;
-    int64_t n = gl_tensor_numel(param);
     /* Bias corrections in double, as PyTorch computes them on the host. */
     double correction1 = 1.0 - pow((double)o->beta1, (double)step);
     double correction2 = 1.0 - pow((double)o->beta2, (double)step);
@@ -161,14 +143,14 @@ GL_MULTIVERSION gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad,
     float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
     float l2 = o->decoupled ? 0.0f : o->weight_decay;
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, l1 = o->l1;
-    norm_sums sums = {0, 0};
+    const bool norms = sums != NULL;
     float saved[NORM_BLOCK];
     if (!vmax) {
-        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
             float block_update = 0, block_param = 0;
             #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < end; i++) {
+            for (int64_t i = start; i < stop; i++) {
                 float old = p[i];
                 float pi = old * decay;
                 float d = g[i] + l2 * pi + l1 * sign_of(pi);
@@ -179,14 +161,14 @@ GL_MULTIVERSION gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad,
                 p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
                 NOTE_NORMS(old, p[i]);
             }
-            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
         }
     } else {
-        for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-            int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
             float block_update = 0, block_param = 0;
             #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < end; i++) {
+            for (int64_t i = start; i < stop; i++) {
                 float old = p[i];
                 float pi = old * decay;
                 float d = g[i] + l2 * pi + l1 * sign_of(pi);
@@ -196,41 +178,24 @@ GL_MULTIVERSION gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad,
                 p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
                 NOTE_NORMS(old, p[i]);
             }
-            if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
         }
     }
-    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
-    param->storage->version++;
-    exp_avg->storage->version++;
-    exp_avg_sq->storage->version++;
-    return GL_OK;
 }
 
-GL_MULTIVERSION gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
-                           gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
-                           const gl_rmsprop_options *o, gl_update_norms *norms, gl_error *err)
+GL_MULTIVERSION static void rmsprop_range(float *restrict p, const float *restrict g, float *restrict v,
+                                          float *restrict b, float *restrict a, const gl_rmsprop_options *o,
+                                          int64_t begin, int64_t end, norm_sums *sums)
 {
-    gl_status status = check_pair("RMSprop", param, grad, "gradient", err);
-    if (!status) status = check_pair("RMSprop", param, square_avg, "square_avg", err);
-    if (!status && o->momentum > 0) status = check_pair("RMSprop", param, momentum_buffer, "momentum buffer", err);
-    if (!status && o->centered) status = check_pair("RMSprop", param, grad_avg, "grad_avg", err);
-    if (status) return status;
-    (void)step;
-    float *restrict p = gl_tensor_data(param);
-    const float *restrict g = gl_tensor_data(grad);
-    float *restrict v = gl_tensor_data(square_avg);
-    float *restrict b = o->momentum > 0 ? gl_tensor_data(momentum_buffer) : NULL;
-    float *restrict a = o->centered ? gl_tensor_data(grad_avg) : NULL;
-    int64_t n = gl_tensor_numel(param);
     const float alpha = o->alpha, weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
     const float lr = o->lr, momentum = o->momentum;
-    norm_sums sums = {0, 0};
+    const bool norms = sums != NULL;
     float saved[NORM_BLOCK];
-    for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-        int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+    for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+        int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
         float block_update = 0, block_param = 0;
         #pragma omp simd reduction(+ : block_update, block_param)
-        for (int64_t i = start; i < end; i++) {
+        for (int64_t i = start; i < stop; i++) {
             float old = p[i];
             float d = g[i] + weight_decay * old + l1 * sign_of(old);
             v[i] = alpha * v[i] + (1.0f - alpha) * d * d;
@@ -248,42 +213,153 @@ GL_MULTIVERSION gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *gr
             }
             NOTE_NORMS(old, p[i]);
         }
-        if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+        if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
     }
-    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
-    param->storage->version++;
-    square_avg->storage->version++;
-    return GL_OK;
 }
 
-GL_MULTIVERSION gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
-                           const gl_adagrad_options *o, gl_update_norms *norms, gl_error *err)
+GL_MULTIVERSION static void adagrad_range(float *restrict p, const float *restrict g, float *restrict s,
+                                          int64_t step, const gl_adagrad_options *o, int64_t begin, int64_t end,
+                                          norm_sums *sums)
 {
-    gl_status status = check_pair("Adagrad", param, grad, "gradient", err);
-    if (!status) status = check_pair("Adagrad", param, sum, "sum", err);
-    if (status) return status;
-    float *restrict p = gl_tensor_data(param);
-    const float *restrict g = gl_tensor_data(grad);
-    float *restrict s = gl_tensor_data(sum);
-    int64_t n = gl_tensor_numel(param);
     float clr = (float)((double)o->lr / (1.0 + (double)(step - 1) * o->lr_decay));
     const float weight_decay = o->weight_decay, l1 = o->l1, eps = o->eps;
-    norm_sums sums = {0, 0};
+    const bool norms = sums != NULL;
     float saved[NORM_BLOCK];
-    for (int64_t start = 0; start < n; start += NORM_BLOCK) {
-        int64_t end = n - start > NORM_BLOCK ? start + NORM_BLOCK : n;
+    for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+        int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
         float block_update = 0, block_param = 0;
         #pragma omp simd reduction(+ : block_update, block_param)
-        for (int64_t i = start; i < end; i++) {
+        for (int64_t i = start; i < stop; i++) {
             float old = p[i];
             float d = g[i] + weight_decay * old + l1 * sign_of(old);
             s[i] += d * d;
             p[i] = old - clr * (d / (sqrtf(s[i]) + eps));
             NOTE_NORMS(old, p[i]);
         }
-        if (norms) fold_block(block_update, block_param, saved, p + start, end - start, &sums);
+        if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
     }
-    if (norms) norms->update_squares = sums.update_squares, norms->param_squares = sums.param_squares;
+}
+
+/* ------------------------------------------------------------ drivers */
+
+typedef enum { KIND_SGD, KIND_ADAM, KIND_RMSPROP, KIND_ADAGRAD } optim_kind;
+
+/* One update: the kind, the data (state buffers in order, NULL when absent),
+ * the options, and how it is split. */
+typedef struct optim_job {
+    optim_kind kind;
+    float *p, *s1, *s2, *s3;
+    const float *g;
+    int64_t step, n;
+    const void *options;
+    int parts;
+} optim_job;
+
+static void optim_range(const optim_job *j, int64_t begin, int64_t end, norm_sums *sums)
+{
+    switch (j->kind) {
+    case KIND_SGD: sgd_range(j->p, j->g, j->s1, j->step, j->options, begin, end, sums); break;
+    case KIND_ADAM: adam_range(j->p, j->g, j->s1, j->s2, j->s3, j->step, j->options, begin, end, sums); break;
+    case KIND_RMSPROP: rmsprop_range(j->p, j->g, j->s1, j->s2, j->s3, j->options, begin, end, sums); break;
+    case KIND_ADAGRAD: adagrad_range(j->p, j->g, j->s1, j->step, j->options, begin, end, sums); break;
+    }
+}
+
+/* Part k of the job: whole norm blocks, so parts never share a cache line. */
+static void optim_part(void *arg, int part)
+{
+    const optim_job *j = arg;
+    int64_t blocks = (j->n + NORM_BLOCK - 1) / NORM_BLOCK;
+    int64_t begin = blocks * part / j->parts * NORM_BLOCK, end = blocks * (part + 1) / j->parts * NORM_BLOCK;
+    optim_range(j, begin, end < j->n ? end : j->n, NULL);
+}
+
+/* An update is memory-bound: a part pays for a thread's wake-up (~5-10 us)
+ * from some 2^17 elements (1.5 MB of traffic and more). */
+#define OPTIM_MIN_PER_PART 131072.0
+
+static void optim_run(optim_job *j, gl_update_norms *norms)
+{
+    if (norms) {   /* one range in a fixed order: the norms do not depend on threads */
+        norm_sums sums = {0, 0};
+        optim_range(j, 0, j->n, &sums);
+        norms->update_squares = sums.update_squares;
+        norms->param_squares = sums.param_squares;
+        return;
+    }
+    j->parts = gl_parallel_parts((double)j->n, OPTIM_MIN_PER_PART, (j->n + NORM_BLOCK - 1) / NORM_BLOCK);
+    gl_parallel_run(j->parts, optim_part, j);
+}
+
+static float *data_or_null(gl_tensor *t) { return t ? gl_tensor_data(t) : NULL; }
+
+gl_status gl_optim_sgd(gl_tensor *param, const gl_tensor *grad, gl_tensor *momentum_buffer, int64_t step,
+                       const gl_sgd_options *o, gl_update_norms *norms, gl_error *err)
+{
+    gl_status status = check_pair("SGD", param, grad, "gradient", err);
+    if (!status && o->momentum != 0) status = check_pair("SGD", param, momentum_buffer, "momentum buffer", err);
+    if (status) return status;
+    gl_tensor *b = o->momentum != 0 ? momentum_buffer : NULL;
+    optim_job j = {.kind = KIND_SGD, .p = gl_tensor_data(param), .g = gl_tensor_data(grad), .s1 = data_or_null(b),
+                   .step = step, .n = gl_tensor_numel(param), .options = o};
+    optim_run(&j, norms);
+    param->storage->version++;
+    if (b) b->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_adam(gl_tensor *param, const gl_tensor *grad, gl_tensor *exp_avg, gl_tensor *exp_avg_sq,
+                        gl_tensor *max_exp_avg_sq, int64_t step, const gl_adam_options *o,
+                        gl_update_norms *norms, gl_error *err)
+{
+    const char *name = o->decoupled ? "AdamW" : "Adam";
+    gl_status status = check_pair(name, param, grad, "gradient", err);
+    if (!status) status = check_pair(name, param, exp_avg, "exp_avg", err);
+    if (!status) status = check_pair(name, param, exp_avg_sq, "exp_avg_sq", err);
+    if (!status && o->amsgrad) status = check_pair(name, param, max_exp_avg_sq, "max_exp_avg_sq", err);
+    if (status) return status;
+    optim_job j = {.kind = KIND_ADAM, .p = gl_tensor_data(param), .g = gl_tensor_data(grad),
+                   .s1 = gl_tensor_data(exp_avg), .s2 = gl_tensor_data(exp_avg_sq),
+                   .s3 = o->amsgrad ? gl_tensor_data(max_exp_avg_sq) : NULL,
+                   .step = step, .n = gl_tensor_numel(param), .options = o};
+    optim_run(&j, norms);
+    param->storage->version++;
+    exp_avg->storage->version++;
+    exp_avg_sq->storage->version++;
+    if (o->amsgrad) max_exp_avg_sq->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_rmsprop(gl_tensor *param, const gl_tensor *grad, gl_tensor *square_avg,
+                           gl_tensor *momentum_buffer, gl_tensor *grad_avg, int64_t step,
+                           const gl_rmsprop_options *o, gl_update_norms *norms, gl_error *err)
+{
+    gl_status status = check_pair("RMSprop", param, grad, "gradient", err);
+    if (!status) status = check_pair("RMSprop", param, square_avg, "square_avg", err);
+    if (!status && o->momentum > 0) status = check_pair("RMSprop", param, momentum_buffer, "momentum buffer", err);
+    if (!status && o->centered) status = check_pair("RMSprop", param, grad_avg, "grad_avg", err);
+    if (status) return status;
+    gl_tensor *b = o->momentum > 0 ? momentum_buffer : NULL, *a = o->centered ? grad_avg : NULL;
+    optim_job j = {.kind = KIND_RMSPROP, .p = gl_tensor_data(param), .g = gl_tensor_data(grad),
+                   .s1 = gl_tensor_data(square_avg), .s2 = data_or_null(b), .s3 = data_or_null(a),
+                   .step = step, .n = gl_tensor_numel(param), .options = o};
+    optim_run(&j, norms);
+    param->storage->version++;
+    square_avg->storage->version++;
+    if (b) b->storage->version++;
+    if (a) a->storage->version++;
+    return GL_OK;
+}
+
+gl_status gl_optim_adagrad(gl_tensor *param, const gl_tensor *grad, gl_tensor *sum, int64_t step,
+                           const gl_adagrad_options *o, gl_update_norms *norms, gl_error *err)
+{
+    gl_status status = check_pair("Adagrad", param, grad, "gradient", err);
+    if (!status) status = check_pair("Adagrad", param, sum, "sum", err);
+    if (status) return status;
+    optim_job j = {.kind = KIND_ADAGRAD, .p = gl_tensor_data(param), .g = gl_tensor_data(grad),
+                   .s1 = gl_tensor_data(sum), .step = step, .n = gl_tensor_numel(param), .options = o};
+    optim_run(&j, norms);
     param->storage->version++;
     sum->storage->version++;
     return GL_OK;

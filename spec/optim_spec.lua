@@ -216,3 +216,43 @@ describe("clipping", function()
     assert.error_matches(function() optim.clip_grad_norm({a}, "x") end, "clip_grad_norm", "max_norm")
   end)
 end)
+
+describe("big parameters on the engine's threads", function()
+  -- 300,001 elements: split in parts (at whole blocks of 1024, with a ragged
+  -- end) when two threads are allowed; updates are elementwise, so the bits
+  -- must not depend on the thread count.
+  local configs = {
+    { "SGD", { lr = 0.1 } },
+    { "SGD", { lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 1e-3 } },
+    { "Adam", { lr = 1e-2, amsgrad = true } },
+    { "AdamW", { lr = 1e-2, l1 = 1e-4 } },
+    { "RMSprop", { lr = 1e-2, momentum = 0.5, centered = true } },
+    { "Adagrad", { lr = 1e-2, lr_decay = 0.1 } },
+  }
+  for _, config in ipairs(configs) do
+    it(config[1] .. " gives the same parameters and state on 1 and 2 threads", function()
+      local function run(threads)
+        gl.set_num_threads(threads)
+        gl.manual_seed(17)
+        local p = gl.param(gl.randn{300001})
+        local opt = optim[config[1]]({ p }, config[2])
+        for _ = 1, 3 do
+          p.grad = gl.randn{300001}
+          opt:step()
+        end
+        return p, opt:state()
+      end
+      local p1, s1 = run(1)
+      local p2, s2 = run(2)
+      gl.set_num_threads(2)
+      assert.is_true((p1 - p2):abs():max():item() == 0)
+      for key, value in pairs(s1.params[1].state) do
+        if gl.is_tensor(value) then
+          assert.is_true((value - s2.params[1].state[key]):abs():max():item() == 0, key)
+        else
+          assert.equal(value, s2.params[1].state[key])
+        end
+      end
+    end)
+  end
+end)
