@@ -16,10 +16,12 @@
  * memory.  A 1x1 kernel with stride 1 and no padding has col == x and skips
  * im2col.  Backward rebuilds the columns instead of saving them: they are
  * kh kw times the input, and rebuilding costs a fraction of the products.
- * Where the CPU has AVX-512 and the horizontal stride is 1 (g->direct), the
- * forward, the stride-1 dx (a forward) and dW go to conv_direct.c instead,
- * which reads x in place: with 16-32 channels, the copies of im2col and of
- * OpenBLAS's packing cost more than the products (2x per layer).
+ * Where the CPU has AVX-512 (g->direct), the forward, dW and dx go to
+ * conv_direct.c instead, which reads x in place (or, at a horizontal stride
+ * above 1, a copy with its columns split by phase): with 16-32 channels, the
+ * copies of im2col and of OpenBLAS's packing cost more than the products (2x
+ * per layer).  dx at stride 1 is a forward as below; otherwise the direct
+ * kernels take it phase by phase of dx instead of col2im.
  * gl_conv2d_reference, the naive loop summing in double, is the oracle the
  * specs compare with.
  */
@@ -219,13 +221,13 @@ static void col2im(const conv_geometry *g, const float *restrict col, int64_t oh
 
 /* ----------------------------------------------------------- the kernels */
 
-/* y (B, Cout, P) = conv(x) + b.  col: scratch of Cin kh kw x block columns (unused when pointwise
- * or direct).  w: packed by conv_direct_pack_weight when direct. */
+/* y (B, Cout, P) = conv(x) + b.  col: scratch of Cin kh kw x block columns (unused when pointwise),
+ * or conv_direct_scratch_floats when direct.  w: packed by conv_direct_pack_weight when direct. */
 static void conv_forward(const conv_geometry *g, const float *x, const float *w, const float *bias,
                          float *y, float *col)
 {
     if (g->direct) {
-        conv_direct_forward(g, x, w, bias, y);
+        conv_direct_forward(g, x, w, bias, y, col);
         return;
     }
     int64_t in_size = g->cin * g->h * g->w, out_size = g->cout * g->p;
@@ -262,7 +264,7 @@ static void conv_backward_weight(const conv_geometry *g, const float *dy, const 
     int64_t in_size = g->cin * g->h * g->w, out_size = g->cout * g->p;
     int64_t block = rows_per_block(g);
     if (g->direct && dw) {
-        conv_direct_weight(g, dy, x, dw);
+        conv_direct_weight(g, dy, x, dw, col);
         dw = NULL;
     }
     for (int64_t b = 0; b < g->batch; b++) {
@@ -355,12 +357,12 @@ static void transposed_weight(const conv_geometry *g, const float *restrict w, f
  * thread costs, so small layers stay on the calling thread. */
 #define CONV_MIN_WORK_PER_WORKER 8388608.0
 
-typedef enum { PASS_FORWARD, PASS_WEIGHT, PASS_INPUT_COL2IM } conv_pass;
+typedef enum { PASS_FORWARD, PASS_WEIGHT, PASS_INPUT_COL2IM, PASS_INPUT_DIRECT } conv_pass;
 
 typedef struct conv_part {
     conv_pass pass;
     conv_geometry g;      /* batch: this part's samples */
-    const float *x;       /* this part's first input sample: x, or dy for PASS_INPUT_COL2IM */
+    const float *x;       /* this part's first input sample: x, or dy for PASS_INPUT_* */
     const float *dy;      /* PASS_WEIGHT: this part's first output gradient */
     const float *w, *bias;
     float *out;           /* this part's first y or dx sample, or its own dW (PASS_WEIGHT) */
@@ -374,6 +376,7 @@ static void conv_part_run(conv_part *p)
     case PASS_FORWARD: conv_forward(&p->g, p->x, p->w, p->bias, p->out, p->col); break;
     case PASS_WEIGHT: conv_backward_weight(&p->g, p->dy, p->x, p->out, p->db, p->col); break;
     case PASS_INPUT_COL2IM: conv_backward_input_col2im(&p->g, p->x, p->w, p->out, p->col); break;
+    case PASS_INPUT_DIRECT: conv_direct_input(&p->g, p->x, p->w, p->out, p->col); break;
     }
 }
 
@@ -443,10 +446,17 @@ static gl_conv2d_options options_from_node(const gl_node *node)
 }
 
 /* Floats of im2col columns one block of g needs (0 when pointwise). */
-static size_t scratch_floats(const conv_geometry *g)
+static size_t columns_floats(const conv_geometry *g)
 {
     if (g->pointwise || g->batch == 0) return 0;
     return (size_t)(g->k * g->groups) * (size_t)(rows_per_block(g) * g->ow);
+}
+
+/* Floats of scratch one part of a forward or weight pass over g needs. */
+static size_t scratch_floats(const conv_geometry *g, bool weight)
+{
+    if (g->batch == 0) return 0;
+    return g->direct ? (size_t)conv_direct_scratch_floats(g, weight) : columns_floats(g);
 }
 
 static gl_status scratch_new(size_t floats, float **col, gl_error *err)
@@ -474,9 +484,11 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
     bool as_conv = input_grad_is_convolution(&g);
     conv_geometry t = transposed_geometry(&g);
     int count = conv_workers(&g);
-    size_t floats = want_w && !g.direct ? scratch_floats(&g) : 0;
+    size_t floats = want_w ? scratch_floats(&g, true) : 0;
     if (want_x) {
-        size_t need = !as_conv ? scratch_floats(&g) : t.direct ? 0 : scratch_floats(&t);
+        size_t need = as_conv     ? scratch_floats(&t, false)
+                      : g.direct  ? (size_t)conv_direct_input_scratch_floats(&g)
+                                  : columns_floats(&g);
         if (need > floats) floats = need;
     }
     int64_t wn = gl_tensor_numel(w);
@@ -490,7 +502,8 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
         status = gl_error_set(err, GL_ENOMEM, 0, "conv2d: out of memory in backward");
     if (!status && want_w && count > 1 && !(dw_parts = calloc((size_t)(wn * (count - 1)), sizeof *dw_parts)))
         status = gl_error_set(err, GL_ENOMEM, 0, "conv2d: out of memory in backward");
-    if (!status && want_x && as_conv && !(wt = malloc(sizeof(float) * (size_t)wn)))
+    size_t wt_floats = !want_x ? 0 : as_conv ? (size_t)wn : g.direct ? (size_t)conv_direct_packed_floats(&g) : 0;
+    if (!status && wt_floats && !(wt = malloc(sizeof(float) * wt_floats)))
         status = gl_error_set(err, GL_ENOMEM, 0, "conv2d: out of memory in backward");
     if (!status && want_x) status = gl_tensor_empty(node->inputs[0].ndim, node->inputs[0].shape, &grads[0], err);
     if (!status && want_w) status = gl_tensor_zeros(4, w->shape, &grads[1], err);
@@ -526,10 +539,12 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
             status = conv_forward_parallel(&t, dy, wt, NULL, gl_tensor_data(grads[0]), col, floats, count, err);
         } else if (want_x) {
             float *dx = gl_tensor_data(grads[0]);
+            if (g.direct) conv_direct_pack_weight_input(&g, wv, wt);
             for (int i = 0; i < count; i++) {
-                int64_t b0 = conv_part_init(&parts[i], PASS_INPUT_COL2IM, &g, i, count, part_col(col, i, floats));
+                int64_t b0 = conv_part_init(&parts[i], g.direct ? PASS_INPUT_DIRECT : PASS_INPUT_COL2IM, &g, i, count,
+                                            part_col(col, i, floats));
                 parts[i].x = dy + b0 * out_size;
-                parts[i].w = wv;
+                parts[i].w = g.direct ? wt : wv;
                 parts[i].out = dx + b0 * in_size;
             }
             conv_run(parts, count);
@@ -569,7 +584,7 @@ gl_status gl_conv2d(const gl_tensor *x, const gl_tensor *weight, const gl_tensor
     if (!status) status = gl_tensor_contiguous_untracked(weight, &dense_w, err);
     if (!status && bias) status = gl_tensor_contiguous_untracked(bias, &dense_b, err);
     int count = conv_workers(&g);
-    size_t floats = g.direct ? 0 : scratch_floats(&g);
+    size_t floats = scratch_floats(&g, false);
     if (!status) status = scratch_new(floats * (size_t)count, &col, err);
     if (!status) status = gl_tensor_empty(x->ndim, shape, out, err);
     if (!status)

@@ -1,11 +1,19 @@
 /*
- * conv_direct.c — direct convolution kernels (AVX-512F) for rows read at
- * stride 1: no im2col columns, no BLAS packing.
+ * conv_direct.c — direct convolution kernels (AVX-512F): no im2col columns,
+ * no BLAS packing.
  *
  *   x (B, Cin, H, W)   wp: packed weights (conv_kernels.h)   dy, y (B, Cout, OH, OW)
  *   forward:  y[co, oh, ow]  = sum over ci, tap (i, j) of wp[tap, ci, co] x[ci, ih, iw]
  *   weight:   dw[co, ci, tap] += sum over b, oh, ow of dy[co, oh, ow] x[ci, ih, iw]
- *   with ih = oh sh - ph + i dh, iw = ow - pw + j dw, x = 0 outside the image.
+ *   input:    dx[ci, ih, iw]  = sum over co, tap of w[co, ci, tap] dy[co, oh, ow]
+ *   with ih = oh sh - ph + i dh, iw = ow sw - pw + j dw, x = 0 outside the image.
+ *
+ * The kernels read rows at stride 1.  At a horizontal stride sw > 1, x is first
+ * copied with its columns split by phase (split_columns), where column ow sw + r
+ * is column ow of phase plane r, so a strided row is a plain row of one plane.
+ * dx goes the other way, phase by phase of its own rows and columns: each phase
+ * is a stride-1 correlation of dy by the kernel positions that reach it
+ * (input_avx512), and merge_phases interleaves the planes.
  *
  * Why: with few channels (16, 32) a convolution is a thin product, Cout rows by
  * Cin kh kw, over many columns.  im2col writes kh kw copies of the input and
@@ -15,7 +23,7 @@
  * mask zeroes the padding), shared by a block of output channels whose weights
  * are broadcast.  The weight gradient does the converse: a block of 4 output
  * channels by 2 input channels by 3 taps accumulates 24 registers over the
- * image, then sums their lanes.
+ * image, kept as 16-lane partial sums whose lanes are added once per pass.
  *
  * Compiled for AVX-512F through function attributes, so the library still runs
  * on any x86-64: conv_direct_suits() says no where the CPU lacks it, and
@@ -49,7 +57,7 @@ static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 bool conv_direct_suits(const conv_geometry *g)
 {
 #if CONV_DIRECT_BUILT
-    return g->sw == 1 && g->kh * g->kw <= CONV_DIRECT_MAX_TAPS && __builtin_cpu_supports("avx512f");
+    return g->kh * g->kw <= CONV_DIRECT_MAX_TAPS && __builtin_cpu_supports("avx512f");
 #else
     (void)g;
     return false;
@@ -58,7 +66,8 @@ bool conv_direct_suits(const conv_geometry *g)
 
 int64_t conv_direct_packed_floats(const conv_geometry *g)
 {
-    return g->groups * g->kh * g->kw * g->cin_g * round_up(g->cout_g, ROWS);
+    int64_t a = g->cin_g * round_up(g->cout_g, ROWS), b = g->cout_g * round_up(g->cin_g, ROWS);
+    return g->groups * g->kh * g->kw * (a > b ? a : b);
 }
 
 void conv_direct_pack_weight(const conv_geometry *g, const float *w, float *wp)
@@ -72,6 +81,60 @@ void conv_direct_pack_weight(const conv_geometry *g, const float *w, float *wp)
                     wp[((gi * taps + t) * g->cin_g + ci) * pad + co] =
                         w[((gi * g->cout_g + co) * g->cin_g + ci) * taps + t];
 }
+
+void conv_direct_pack_weight_input(const conv_geometry *g, const float *w, float *wp)
+{
+    int64_t taps = g->kh * g->kw, pad = round_up(g->cin_g, ROWS);
+    memset(wp, 0, sizeof(float) * (size_t)conv_direct_packed_floats(g));
+    for (int64_t gi = 0; gi < g->groups; gi++)
+        for (int64_t co = 0; co < g->cout_g; co++)
+            for (int64_t ci = 0; ci < g->cin_g; ci++)
+                for (int64_t t = 0; t < taps; t++)
+                    wp[((gi * taps + t) * g->cout_g + co) * pad + ci] =
+                        w[((gi * g->cout_g + co) * g->cin_g + ci) * taps + t];
+}
+
+/* Where the kernels read x.  With horizontal stride 1, x itself.  Otherwise a copy of x whose
+ * columns are split by phase (split_columns): xs[c, r, h, w'] = x[c, h, sw w' + r], so that a
+ * row read at stride sw is a row of one phase plane read at stride 1, and the kernels stay the
+ * same.  The copy costs one pass over x, where im2col writes kh kw of them. */
+typedef struct src_layout {
+    int64_t sample, chan, phase, row;   /* floats between samples, channels, phase planes, rows */
+} src_layout;
+
+static int64_t phase_width(const conv_geometry *g) { return (g->w + g->sw - 1) / g->sw; }
+
+static src_layout layout_of(const conv_geometry *g)
+{
+    int64_t wp = phase_width(g);   /* W when sw = 1 */
+    src_layout l = {0, g->sw * g->h * wp, g->h * wp, wp};
+    l.sample = g->cin * l.chan;
+    return l;
+}
+
+/* Weight gradient: input channels per block (3 taps of a kernel row per block for 3x3
+ * kernels, else one tap and more channels). */
+#define WEIGHT_CI_STEP(rows_of_three) ((rows_of_three) ? 2 : 6)
+
+/* Weight gradient: samples per pass, so that a block's planes of x and dy (2 + 4, or 6 + 4,
+ * per sample) stay in L1 (~32 KiB) across its taps. */
+static int64_t weight_chunk(const conv_geometry *g)
+{
+    int64_t plane = layout_of(g).chan, ci_step = WEIGHT_CI_STEP(g->kw % 3 == 0);
+    int64_t block_bytes = (ci_step * plane + WCO_MAX * g->p) * (int64_t)sizeof(float);
+    int64_t chunk = block_bytes > 0 ? (32 << 10) / block_bytes : 1;
+    if (chunk > g->batch) chunk = g->batch;
+    return chunk < 1 ? 1 : chunk;
+}
+
+int64_t conv_direct_scratch_floats(const conv_geometry *g, bool weight)
+{
+    if (!weight) return g->sw == 1 ? 0 : layout_of(g).sample;
+    int64_t lanes = g->cout * g->cin_g * g->kh * g->kw * LANES;
+    return lanes + (g->sw == 1 ? 0 : weight_chunk(g) * layout_of(g).sample);
+}
+
+int64_t conv_direct_input_scratch_floats(const conv_geometry *g) { return g->cin * g->h * g->w; }
 
 #if CONV_DIRECT_BUILT
 
@@ -92,27 +155,93 @@ static inline __mmask16 column_mask(int64_t iw0, int64_t width, int64_t w)
 
 static inline __mmask16 width_mask(int64_t width) { return (__mmask16)((1u << width) - 1u); }
 
-/* One forward tile: ROWS output channels (co0..) by SEGS row segments.  off/mask: per tap
- * and segment, the offset in an input plane and the lanes to load. */
-TARGET INLINE void forward_tile(const conv_geometry *g, const float *xg, const float *wt, int64_t taps,
-                                const int64_t *off, const __mmask16 *mask, float *y, const int64_t *out_off,
+/* Kernel column j reads, for output column ow, column ow + shift of the phase plane at base,
+ * which has `width` columns: sw (ow + shift) + r = ow sw - pw + j dw with 0 <= r < sw. */
+typedef struct tap_column {
+    int64_t base, shift, width;
+} tap_column;
+
+static tap_column tap_column_of(const conv_geometry *g, const src_layout *l, int64_t j)
+{
+    int64_t e = j * g->dw - g->pw;
+    int64_t shift = e >= 0 ? e / g->sw : -((-e + g->sw - 1) / g->sw);
+    int64_t r = e - shift * g->sw;
+    return (tap_column){r * l->phase, shift, (g->w - r + g->sw - 1) / g->sw};
+}
+
+/* xs = the nb samples of x with their columns split by phase (layout_of).  Columns a phase
+ * lacks (sw w' + r >= W) are written as zeros or not at all; the masks never read them. */
+TARGET static void split_columns(const conv_geometry *g, const float *x, int64_t nb, float *xs)
+{
+    int64_t sw = g->sw, wp = phase_width(g), phase = g->h * wp, planes = nb * g->cin;
+    __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i even = _mm512_add_epi32(iota, iota), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int64_t pc = 0; pc < planes; pc++)
+        for (int64_t h = 0; h < g->h; h++) {
+            const float *src = x + (pc * g->h + h) * g->w;
+            float *dst = xs + pc * sw * phase + h * wp;
+            if (sw == 2) {
+                for (int64_t w0 = 0; w0 < wp; w0 += LANES) {
+                    int64_t in = g->w - 2 * w0 < 2 * LANES ? g->w - 2 * w0 : 2 * LANES;
+                    __m512 lo = _mm512_maskz_loadu_ps(width_mask(in < LANES ? in : LANES), src + 2 * w0);
+                    __m512 hi = _mm512_maskz_loadu_ps(in > LANES ? width_mask(in - LANES) : 0, src + 2 * w0 + LANES);
+                    __mmask16 out = width_mask(wp - w0 < LANES ? wp - w0 : LANES);
+                    _mm512_mask_storeu_ps(dst + w0, out, _mm512_permutex2var_ps(lo, even, hi));
+                    _mm512_mask_storeu_ps(dst + phase + w0, out, _mm512_permutex2var_ps(lo, odd, hi));
+                }
+                continue;
+            }
+            for (int64_t r = 0; r < sw; r++)
+                for (int64_t c = 0; c * sw + r < g->w; c++) dst[r * phase + c] = src[c * sw + r];
+        }
+}
+
+/* One pass of the forward kernel: a correlation given by an explicit list of taps, for one
+ * sample and group, reading rows at stride 1 (or a phase plane of x, which is the same):
+ *   out[co, oh, ow] = sum over taps t and ci of wp[t.w + ci pad + co] in[ci, r, c]
+ *   with r = oh sh + t.row, c = ow + t.shift in the plane at t.base (t.width columns),
+ *   in = 0 outside.
+ * The forward is the list of all kernel positions; dx of a strided convolution is, for each
+ * phase (q, r) of its rows and columns, the list of the positions that reach that phase
+ * (input_avx512). */
+typedef struct direct_tap {
+    int64_t row;                  /* input row of output row oh: oh sh + row */
+    int64_t base, shift, width;   /* input column of ow: ow + shift of the plane at base */
+    int64_t w;                    /* this tap's packed weights: wp + w + ci pad + co */
+} direct_tap;
+
+typedef struct tap_conv {
+    int64_t cin, cout, pad;       /* channels in and out; cout rounded up to ROWS */
+    int64_t h, sh, oh, ow;        /* input rows, vertical stride; output rows and columns */
+    int64_t chan, row;            /* input: floats between channels, between rows */
+    int64_t ntaps;
+    direct_tap tap[CONV_DIRECT_MAX_TAPS];
+} tap_conv;
+
+/* One tile: ROWS output channels (co0..) by SEGS row segments.  off/mask: per tap and
+ * segment, the offset in an input channel and the lanes to load. */
+TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float *wt, const int64_t *off,
+                                const __mmask16 *mask, float *out, const int64_t *out_off,
                                 const __mmask16 *out_mask, int64_t rows, const float *bias)
 {
-    int64_t plane = g->h * g->w, pad = round_up(g->cout_g, ROWS);
+    int64_t p = tc->oh * tc->ow, pad = tc->pad, chan = tc->chan;
     __m512 acc[ROWS][SEGS];
     _Pragma("GCC unroll 16")
     for (int c = 0; c < ROWS; c++)
         _Pragma("GCC unroll 16")
         for (int s = 0; s < SEGS; s++) acc[c][s] = _mm512_setzero_ps();
-    for (int64_t t = 0; t < taps; t++) {
+    for (int64_t t = 0; t < tc->ntaps; t++) {
         const int64_t *o = off + t * SEGS;
         const __mmask16 *m = mask + t * SEGS;
         if (!(m[0] | m[1] | m[2])) continue;
-        const float *xc = xg, *wc = wt + t * g->cin_g * pad;
-        for (int64_t ci = 0; ci < g->cin_g; ci++, xc += plane, wc += pad) {
+        const float *xc = in, *wc = wt + tc->tap[t].w;
+        __mmask16 m0 = m[0], m1 = m[1], m2 = m[2];
+        int64_t o0 = o[0], o1 = o[1], o2 = o[2];
+        for (int64_t ci = 0; ci < tc->cin; ci++, xc += chan, wc += pad) {
             __m512 v[SEGS];
-            _Pragma("GCC unroll 16")
-            for (int s = 0; s < SEGS; s++) v[s] = _mm512_maskz_loadu_ps(m[s], shifted(xc, o[s]));
+            v[0] = _mm512_maskz_loadu_ps(m0, shifted(xc, o0));
+            v[1] = _mm512_maskz_loadu_ps(m1, shifted(xc, o1));
+            v[2] = _mm512_maskz_loadu_ps(m2, shifted(xc, o2));
             _Pragma("GCC unroll 16")
             for (int c = 0; c < ROWS; c++) {
                 __m512 k = _mm512_set1_ps(wc[c]);
@@ -127,71 +256,178 @@ TARGET INLINE void forward_tile(const conv_geometry *g, const float *xg, const f
         __m512 b = _mm512_set1_ps(bias ? bias[c] : 0.0f);
         _Pragma("GCC unroll 16")
         for (int s = 0; s < SEGS; s++)
-            if (out_mask[s]) _mm512_mask_storeu_ps(y + c * g->p + out_off[s], out_mask[s], _mm512_add_ps(acc[c][s], b));
+            if (out_mask[s]) _mm512_mask_storeu_ps(out + c * p + out_off[s], out_mask[s], _mm512_add_ps(acc[c][s], b));
     }
 }
 
-TARGET static void forward_avx512(const conv_geometry *g, const float *x, const float *wp, const float *bias,
-                                  float *y)
+/* out (cout, oh, ow) = the taps of tc over in (+ bias, or NULL). */
+TARGET static void tap_conv_run(const tap_conv *tc, const float *in, const float *wp, const float *bias,
+                                float *out)
 {
-    int64_t taps = g->kh * g->kw, plane = g->h * g->w, pad = round_up(g->cout_g, ROWS);
-    int64_t nseg = (g->ow + LANES - 1) / LANES, tiles = g->oh * nseg;
+    int64_t nseg = (tc->ow + LANES - 1) / LANES, tiles = tc->oh * nseg;
     int64_t off[CONV_DIRECT_MAX_TAPS * SEGS], out_off[SEGS];
     __mmask16 mask[CONV_DIRECT_MAX_TAPS * SEGS], out_mask[SEGS];
-    for (int64_t b = 0; b < g->batch; b++)
-        for (int64_t gi = 0; gi < g->groups; gi++) {
-            const float *xg = x + (b * g->cin + gi * g->cin_g) * plane;
-            const float *wg = wp + gi * taps * g->cin_g * pad;
-            float *yg = y + (b * g->cout + gi * g->cout_g) * g->p;
-            for (int64_t t0 = 0; t0 < tiles; t0 += SEGS) {
-                int64_t seg_oh[SEGS], seg_ow[SEGS], seg_width[SEGS];
-                _Pragma("GCC unroll 16")
-                for (int s = 0; s < SEGS; s++) {
-                    int64_t t = t0 + s;
-                    seg_oh[s] = t < tiles ? t / nseg : 0;
-                    seg_ow[s] = t < tiles ? t % nseg * LANES : 0;
-                    seg_width[s] = t < tiles ? (g->ow - seg_ow[s] < LANES ? g->ow - seg_ow[s] : LANES) : 0;
-                    out_off[s] = seg_oh[s] * g->ow + seg_ow[s];
-                    out_mask[s] = seg_width[s] ? width_mask(seg_width[s]) : 0;
-                }
-                for (int64_t i = 0, t = 0; i < g->kh; i++)
-                    for (int64_t j = 0; j < g->kw; j++, t++)
-                        _Pragma("GCC unroll 16")
-                        for (int s = 0; s < SEGS; s++) {
-                            int64_t ih = seg_oh[s] * g->sh - g->ph + i * g->dh;
-                            int64_t iw0 = seg_ow[s] - g->pw + j * g->dw;
-                            bool inside = seg_width[s] && ih >= 0 && ih < g->h;
-                            mask[t * SEGS + s] = inside ? column_mask(iw0, seg_width[s], g->w) : 0;
-                            off[t * SEGS + s] = mask[t * SEGS + s] ? ih * g->w + iw0 : 0;
-                        }
-                for (int64_t co0 = 0; co0 < g->cout_g; co0 += ROWS)
-                    forward_tile(g, xg, wg + co0, taps, off, mask, yg + co0 * g->p, out_off, out_mask,
-                                 g->cout_g - co0, bias ? bias + gi * g->cout_g + co0 : NULL);
+    for (int64_t t0 = 0; t0 < tiles; t0 += SEGS) {
+        int64_t seg_oh[SEGS], seg_ow[SEGS], seg_width[SEGS];
+        _Pragma("GCC unroll 16")
+        for (int s = 0; s < SEGS; s++) {
+            int64_t t = t0 + s;
+            seg_oh[s] = t < tiles ? t / nseg : 0;
+            seg_ow[s] = t < tiles ? t % nseg * LANES : 0;
+            seg_width[s] = t < tiles ? (tc->ow - seg_ow[s] < LANES ? tc->ow - seg_ow[s] : LANES) : 0;
+            out_off[s] = seg_oh[s] * tc->ow + seg_ow[s];
+            out_mask[s] = seg_width[s] ? width_mask(seg_width[s]) : 0;
+        }
+        for (int64_t t = 0; t < tc->ntaps; t++) {
+            const direct_tap *tp = &tc->tap[t];
+            _Pragma("GCC unroll 16")
+            for (int s = 0; s < SEGS; s++) {
+                int64_t ih = seg_oh[s] * tc->sh + tp->row, iw0 = seg_ow[s] + tp->shift;
+                bool inside = seg_width[s] && ih >= 0 && ih < tc->h;
+                mask[t * SEGS + s] = inside ? column_mask(iw0, seg_width[s], tp->width) : 0;
+                off[t * SEGS + s] = mask[t * SEGS + s] ? tp->base + ih * tc->row + iw0 : 0;
             }
         }
+        for (int64_t co0 = 0; co0 < tc->cout; co0 += ROWS)
+            forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
+                         tc->cout - co0, bias ? bias + co0 : NULL);
+    }
 }
 
-/* dw[co0 + c, ci0 + k, (i, j0 + jj)] += sum of dy[co0 + c] x[ci0 + k] shifted by the tap, over
- * samples [0, nb) (dyb, xb: the first one's group), for c < CO, k < CI, jj < J: CO x CI x J
- * accumulators, each a register of partial sums whose lanes are added at the end.  The J taps of
- * a row share the loads of dy.  Rows beyond nco / nci and taps beyond kw are computed but not
- * written. */
-TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const float *xb, int64_t nb,
-                                int64_t co0, int64_t nco, int64_t ci0, int64_t nci, int64_t i, int64_t j0,
-                                float *dw, const int CO, const int CI, const int J)
+/* y of nb samples from x in layout l (the first sample at x). */
+TARGET static void forward_avx512(const conv_geometry *g, const src_layout *l, const float *x, int64_t nb,
+                                  const float *wp, const float *bias, float *y)
 {
-    int64_t plane = g->h * g->w, taps = g->kh * g->kw;
-    int64_t x_sample = g->cin * plane, dy_sample = g->cout * g->p;
+    int64_t taps = g->kh * g->kw, pad = round_up(g->cout_g, ROWS);
+    tap_conv tc = {g->cin_g, g->cout_g, pad, g->h, g->sh, g->oh, g->ow, l->chan, l->row, taps, {{0}}};
+    for (int64_t i = 0, t = 0; i < g->kh; i++)
+        for (int64_t j = 0; j < g->kw; j++, t++) {
+            tap_column c = tap_column_of(g, l, j);
+            tc.tap[t] = (direct_tap){i * g->dh - g->ph, c.base, c.shift, c.width, t * g->cin_g * pad};
+        }
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t gi = 0; gi < g->groups; gi++)
+            tap_conv_run(&tc, x + b * l->sample + gi * g->cin_g * l->chan, wp + gi * taps * g->cin_g * pad,
+                         bias ? bias + gi * g->cout_g : NULL, y + (b * g->cout + gi * g->cout_g) * g->p);
+}
+
+/* floor(a / b) and a - b floor(a / b), for b > 0. */
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t floor_mod(int64_t a, int64_t b) { return a - b * floor_div(a, b); }
+
+/* dx (nb samples) of a convolution, phase by phase: the rows ih = sh h' + q and columns
+ * iw = sw w' + r of dx take dy[oh, ow] w[i, j] from the kernel positions with
+ * ih = oh sh - ph + i dh, i.e. oh = h' + (q + ph - i dh) / sh where that divides, and likewise
+ * for the columns: a stride-1 correlation of dy by those taps.  Each phase goes to its plane
+ * in scratch (cin x H x W floats in all), then merge_phases interleaves them into dx. */
+TARGET static void merge_phases(const conv_geometry *g, const float *ps, float *dx);
+
+TARGET static void input_avx512(const conv_geometry *g, const float *dy, const float *wp, float *dx, float *scratch)
+{
+    int64_t taps = g->kh * g->kw, pad = round_up(g->cin_g, ROWS);
+    tap_conv tc;
+    for (int64_t b = 0; b < g->batch; b++) {
+        float *plane = scratch;
+        for (int64_t q = 0; q < g->sh; q++)
+            for (int64_t r = 0; r < g->sw; r++) {
+                tc = (tap_conv){g->cout_g, g->cin_g, pad, g->oh, 1, (g->h - q + g->sh - 1) / g->sh,
+                                (g->w - r + g->sw - 1) / g->sw, g->p, g->ow, 0, {{0}}};
+                for (int64_t i = 0; i < g->kh; i++)
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        int64_t a = q + g->ph - i * g->dh, c = r + g->pw - j * g->dw;
+                        if (floor_mod(a, g->sh) || floor_mod(c, g->sw)) continue;
+                        tc.tap[tc.ntaps++] = (direct_tap){floor_div(a, g->sh), 0, floor_div(c, g->sw), g->ow,
+                                                          (i * g->kw + j) * g->cout_g * pad};
+                    }
+                int64_t phase = tc.oh * tc.ow;
+                for (int64_t gi = 0; gi < g->groups; gi++)
+                    tap_conv_run(&tc, dy + (b * g->cout + gi * g->cout_g) * g->p, wp + gi * taps * g->cout_g * pad,
+                                 NULL, plane + gi * g->cin_g * phase);
+                plane += g->cin * phase;
+            }
+        merge_phases(g, scratch, dx + b * g->cin * g->h * g->w);
+    }
+}
+
+/* dx (cin, H, W) from its phase planes ps (input_avx512). */
+TARGET static void merge_phases(const conv_geometry *g, const float *ps, float *dx)
+{
+    int64_t sh = g->sh, sw = g->sw;
+    int64_t ow0 = (g->w + sw - 1) / sw;
+    __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    /* lane 2k of lo takes even[k], lane 2k + 1 odd[k] (index 16 + k); hi the same from k = 8 */
+    __m512i half = _mm512_srli_epi32(iota, 1), odd_lane = _mm512_and_si512(iota, _mm512_set1_epi32(1));
+    __m512i lo_index = _mm512_add_epi32(half, _mm512_slli_epi32(odd_lane, 4));
+    __m512i hi_index = _mm512_add_epi32(lo_index, _mm512_set1_epi32(8));
+    for (int64_t q = 0; q < sh; q++) {
+        int64_t rows = (g->h - q + sh - 1) / sh;
+        for (int64_t r = 0; r < sw; r++) {
+            int64_t cols = (g->w - r + sw - 1) / sw;
+            /* The planes of phase (q, r): after those of the earlier phases, cin x rows x cols. */
+            int64_t before = 0;
+            for (int64_t qq = 0; qq < sh; qq++)
+                for (int64_t rr = 0; rr < sw; rr++)
+                    if (qq * sw + rr < q * sw + r)
+                        before += ((g->h - qq + sh - 1) / sh) * ((g->w - rr + sw - 1) / sw);
+            const float *src = ps + g->cin * before;
+            if (sw == 2 && r == 1) continue;   /* merged with r = 0 below */
+            for (int64_t c = 0; c < g->cin; c++)
+                for (int64_t h = 0; h < rows; h++) {
+                    const float *row = src + (c * rows + h) * cols;
+                    float *out = dx + (c * g->h + h * sh + q) * g->w;
+                    if (sw == 2) {
+                        /* phase r = 1 follows r = 0 in ps, cin x rows x ow0 floats later */
+                        int64_t odd_cols = g->w / 2;
+                        const float *odd = src + g->cin * rows * ow0 + (c * rows + h) * odd_cols;
+                        for (int64_t w0 = 0; w0 < ow0; w0 += LANES) {
+                            __m512 e = _mm512_maskz_loadu_ps(width_mask(ow0 - w0 < LANES ? ow0 - w0 : LANES), row + w0);
+                            __m512 o = _mm512_maskz_loadu_ps(odd_cols - w0 <= 0 ? 0
+                                                             : width_mask(odd_cols - w0 < LANES ? odd_cols - w0 : LANES),
+                                                             odd + (odd_cols > w0 ? w0 : 0));
+                            int64_t n = g->w - 2 * w0;
+                            _mm512_mask_storeu_ps(out + 2 * w0, width_mask(n < LANES ? n : LANES),
+                                                  _mm512_permutex2var_ps(e, lo_index, o));
+                            if (n > LANES)
+                                _mm512_mask_storeu_ps(out + 2 * w0 + LANES, width_mask(n - LANES < LANES ? n - LANES : LANES),
+                                                      _mm512_permutex2var_ps(e, hi_index, o));
+                        }
+                        continue;
+                    }
+                    for (int64_t w = 0; w < cols; w++) out[w * sw + r] = row[w];
+                }
+        }
+    }
+}
+
+/* lanes[co0 + c, ci0 + k, (i, j0 + jj)] (16 floats each) += lane-wise sums of dy[co0 + c]
+ * x[ci0 + k] shifted by the tap, over samples [0, nb) (dyb, xb: the first one's group; x in
+ * layout l), for c < CO, k < CI, jj < J: CO x CI x J accumulators in registers.  Their lanes
+ * are added once at the end of the whole pass (weight_avx512), not once per block: with 16
+ * outputs a row and few rows, 24 horizontal sums per block cost a third of its time.  The J
+ * taps of a row share the loads of dy.  Rows beyond nco / nci and taps beyond kw are computed
+ * but not kept. */
+TARGET INLINE void weight_block(const conv_geometry *g, const src_layout *l, const tap_column *cols,
+                                const float *dyb, const float *xb, int64_t nb, int64_t co0, int64_t nco,
+                                int64_t ci0, int64_t nci, int64_t i, int64_t j0, float *lanes, const int CO,
+                                const int CI, const int J)
+{
+    int64_t taps = g->kh * g->kw, dy_sample = g->cout * g->p;
     __m512 acc[WCO_MAX][WCI_MAX * WJ_MAX];
     _Pragma("GCC unroll 32")
     for (int c = 0; c < CO; c++)
         _Pragma("GCC unroll 32")
-        for (int k = 0; k < CI * J; k++) acc[c][k] = _mm512_setzero_ps();
+        for (int k = 0; k < CI; k++)
+            _Pragma("GCC unroll 32")
+            for (int jj = 0; jj < J; jj++)
+                acc[c][k * J + jj] = c < nco && k < nci && j0 + jj < g->kw
+                                         ? _mm512_loadu_ps(lanes + (((co0 + c) * g->cin_g + ci0 + k) * taps
+                                                                    + i * g->kw + j0 + jj) * LANES)
+                                         : _mm512_setzero_ps();
     const float *dyc[WCO_MAX], *xc[WCI_MAX];
     _Pragma("GCC unroll 32")
     for (int c = 0; c < CO; c++) dyc[c] = dyb + (co0 + (c < nco ? c : 0)) * g->p;
     _Pragma("GCC unroll 32")
-    for (int k = 0; k < CI; k++) xc[k] = xb + (ci0 + (k < nci ? k : 0)) * plane;
+    for (int k = 0; k < CI; k++) xc[k] = xb + (ci0 + (k < nci ? k : 0)) * l->chan;
     /* Output rows whose input row oh sh - ph + i dh lies in [0, H). */
     int64_t first = g->ph - i * g->dh, last = g->h - 1 + g->ph - i * g->dh;
     int64_t oh_lo = first <= 0 ? 0 : (first + g->sh - 1) / g->sh;
@@ -204,14 +440,15 @@ TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const 
         int64_t xo[WJ_MAX];
         _Pragma("GCC unroll 32")
         for (int jj = 0; jj < J; jj++) {
-            int64_t iw0 = ow0 - g->pw + (j0 + jj) * g->dw;
-            xm[jj] = j0 + jj < g->kw ? column_mask(iw0, width, g->w) : 0;
-            xo[jj] = xm[jj] ? iw0 : 0;
+            const tap_column *tc = &cols[j0 + jj < g->kw ? j0 + jj : 0];
+            int64_t iw0 = ow0 + tc->shift;
+            xm[jj] = j0 + jj < g->kw ? column_mask(iw0, width, tc->width) : 0;
+            xo[jj] = xm[jj] ? tc->base + iw0 : 0;
         }
         for (int64_t b = 0; b < nb; b++)
         for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
             int64_t yo = b * dy_sample + oh * g->ow + ow0;
-            int64_t row = b * x_sample + (oh * g->sh - g->ph + i * g->dh) * g->w;
+            int64_t row = b * l->sample + (oh * g->sh - g->ph + i * g->dh) * l->row;
             __m512 d[WCO_MAX];
             _Pragma("GCC unroll 32")
             for (int c = 0; c < CO; c++) d[c] = _mm512_maskz_loadu_ps(dm, dyc[c] + yo);
@@ -232,62 +469,87 @@ TARGET INLINE void weight_block(const conv_geometry *g, const float *dyb, const 
             _Pragma("GCC unroll 32")
             for (int jj = 0; jj < J; jj++)
                 if (c < nco && k < nci && j0 + jj < g->kw)
-                    dw[((co0 + c) * g->cin_g + ci0 + k) * taps + i * g->kw + j0 + jj] +=
-                        _mm512_reduce_add_ps(acc[c][k * J + jj]);
+                    _mm512_storeu_ps(lanes + (((co0 + c) * g->cin_g + ci0 + k) * taps + i * g->kw + j0 + jj) * LANES,
+                                     acc[c][k * J + jj]);
 }
 
-TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const float *x, float *dw)
+TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const float *x, float *dw,
+                                 float *scratch)
 {
-    int64_t plane = g->h * g->w;
-    /* Three taps of a kernel row per block (3x3 kernels), else one tap and more channels. */
+    src_layout l = layout_of(g);
+    tap_column cols[CONV_DIRECT_MAX_TAPS];
+    for (int64_t j = 0; j < g->kw; j++) cols[j] = tap_column_of(g, &l, j);
     bool rows_of_three = g->kw % 3 == 0;
-    int ci_step = rows_of_three ? 2 : 6, j_step = rows_of_three ? 3 : 1;
-    /* Samples per pass: a block's planes of x and dy (2 + 4, or 6 + 4, per sample) stay in L1
-     * (~32 KiB) across its taps, and the lanes are summed once per pass, not once per sample. */
-    int64_t block_bytes = (ci_step + WCO_MAX) * (plane > g->p ? plane : g->p) * (int64_t)sizeof(float);
-    int64_t chunk = block_bytes > 0 ? (32 << 10) / block_bytes : 1;
-    if (chunk < 1) chunk = 1;
+    int64_t chunk = weight_chunk(g), taps = g->kh * g->kw, n = g->cout * g->cin_g * taps;
+    float *lanes = scratch, *split = scratch + n * LANES;
+    memset(lanes, 0, sizeof(float) * (size_t)(n * LANES));
     for (int64_t b0 = 0; b0 < g->batch; b0 += chunk) {
         int64_t nb = g->batch - b0 < chunk ? g->batch - b0 : chunk;
+        const float *xs = x + b0 * g->cin * g->h * g->w;
+        if (g->sw > 1) {
+            split_columns(g, xs, nb, split);
+            xs = split;
+        }
         for (int64_t gi = 0; gi < g->groups; gi++) {
-            const float *xb = x + (b0 * g->cin + gi * g->cin_g) * plane;
+            const float *xb = xs + gi * g->cin_g * l.chan;
             const float *dyb = dy + (b0 * g->cout + gi * g->cout_g) * g->p;
-            float *dwg = dw + gi * g->cout_g * g->cin_g * g->kh * g->kw;
-            for (int64_t ci0 = 0; ci0 < g->cin_g; ci0 += ci_step)
+            float *dwg = lanes + gi * g->cout_g * g->cin_g * taps * LANES;
+            for (int64_t ci0 = 0; ci0 < g->cin_g; ci0 += WEIGHT_CI_STEP(rows_of_three))
                 for (int64_t co0 = 0; co0 < g->cout_g; co0 += WCO_MAX)
                     for (int64_t i = 0; i < g->kh; i++)
-                        for (int64_t j0 = 0; j0 < g->kw; j0 += j_step) {
+                        for (int64_t j0 = 0; j0 < g->kw; j0 += rows_of_three ? 3 : 1) {
                             if (rows_of_three)
-                                weight_block(g, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0,
-                                             dwg, WCO_MAX, 2, 3);
+                                weight_block(g, &l, cols, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0,
+                                             i, j0, dwg, WCO_MAX, 2, 3);
                             else
-                                weight_block(g, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0, i, j0,
-                                             dwg, WCO_MAX, 6, 1);
+                                weight_block(g, &l, cols, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0,
+                                             i, j0, dwg, WCO_MAX, 6, 1);
                         }
         }
     }
+    for (int64_t k = 0; k < n; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(lanes + k * LANES));
 }
 
-void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y)
+void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y,
+                         float *scratch)
 {
-    forward_avx512(g, x, wp, bias, y);
+    src_layout l = layout_of(g);
+    if (g->sw == 1) {
+        forward_avx512(g, &l, x, g->batch, wp, bias, y);
+        return;
+    }
+    for (int64_t b = 0; b < g->batch; b++) {
+        split_columns(g, x + b * g->cin * g->h * g->w, 1, scratch);
+        forward_avx512(g, &l, scratch, 1, wp, bias, y + b * g->cout * g->p);
+    }
 }
 
-void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw)
+void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw, float *scratch)
 {
-    weight_avx512(g, dy, x, dw);
+    weight_avx512(g, dy, x, dw, scratch);
+}
+
+void conv_direct_input(const conv_geometry *g, const float *dy, const float *wp, float *dx, float *scratch)
+{
+    input_avx512(g, dy, wp, dx, scratch);
 }
 
 #else
 
-void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y)
+void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y,
+                         float *scratch)
 {
-    (void)g, (void)x, (void)wp, (void)bias, (void)y;
+    (void)g, (void)x, (void)wp, (void)bias, (void)y, (void)scratch;
 }
 
-void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw)
+void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw, float *scratch)
 {
-    (void)g, (void)dy, (void)x, (void)dw;
+    (void)g, (void)dy, (void)x, (void)dw, (void)scratch;
+}
+
+void conv_direct_input(const conv_geometry *g, const float *dy, const float *wp, float *dx, float *scratch)
+{
+    (void)g, (void)dy, (void)wp, (void)dx, (void)scratch;
 }
 
 #endif

@@ -210,8 +210,8 @@ result += [y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
   end)
 
   it("gives the same values and gradients by the direct kernels as by im2col + sgemm", function()
-    -- algorithm = "auto" takes engine/conv_direct.c where the CPU has AVX-512 and the horizontal
-    -- stride is 1; "im2col" never does.  Sizes with ragged 16-wide row segments (W 1, 17, 33),
+    -- algorithm = "auto" takes engine/conv_direct.c where the CPU has AVX-512; "im2col" never
+    -- does.  Sizes with ragged 16-wide row segments (W 1, 17, 33),
     -- channel counts off the register blocks (7 -> 11), kernels whose width is not 3, a vertical
     -- stride, dilation, groups, padding wider than the kernel, 1x1 and unbatched inputs.
     local direct_cases = {
@@ -223,6 +223,18 @@ result += [y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
       { { 2, 13, 4, 18 }, { 17, 13, 1, 1 }, {} },
       { { 6, 7, 16 }, { 4, 6, 3, 3 }, { padding = 1 } },
       { { 4, 16, 16, 16 }, { 32, 16, 3, 3 }, { padding = 1 } },
+      -- Horizontal strides: x split into column phases (forward, dW), dx phase by phase.
+      { { 3, 5, 9, 33 }, { 7, 5, 3, 3 }, { stride = 2, padding = 1 } },
+      { { 2, 4, 7, 7 }, { 9, 4, 3, 3 }, { stride = 2 } },
+      { { 2, 3, 11, 35 }, { 5, 3, 3, 3 }, { stride = { 1, 2 }, padding = { 1, 2 }, dilation = { 1, 2 } } },
+      { { 2, 6, 10, 13 }, { 4, 3, 3, 2 }, { stride = { 2, 3 }, padding = { 1, 0 }, groups = 2 } },
+      { { 2, 3, 8, 20 }, { 5, 3, 3, 3 }, { stride = 2, padding = 4, dilation = 2 } },
+      { { 2, 4, 6, 9 }, { 3, 4, 1, 1 }, { stride = 2 } },
+      { { 1, 2, 5, 40 }, { 3, 2, 2, 5 }, { stride = { 3, 4 }, padding = { 0, 3 } } },
+      { { 4, 16, 32, 32 }, { 32, 16, 3, 3 }, { stride = 2, padding = 1 } },
+      { { 7, 9, 6 }, { 4, 7, 3, 3 }, { stride = 2, padding = 1 } },
+      -- Stride 1 with padding wider than d (k - 1): dx by the phase kernel (one phase).
+      { { 2, 3, 5, 6 }, { 4, 3, 3, 3 }, { padding = 3 } },
     }
     for n, case in ipairs(direct_cases) do
       local xs, ws, options = table.unpack(case)
@@ -247,6 +259,37 @@ result += [y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
     end
     assert.error_matches(function() gl.conv2d(gl.randn{ 1, 1, 3, 3 }, gl.randn{ 1, 1, 1, 1 }, { algorithm = "fft" }) end,
                          'conv2d: algorithm must be "auto" or "im2col", got fft')
+  end)
+
+  it("gives the same bits for 1 and 2 threads on the strided direct path (y, dx), and on a rerun (dW)", function()
+    local threads = gl.get_num_threads()
+    local function run(n)
+      gl.set_num_threads(n)
+      gl.manual_seed(5)
+      local x = gl.randn{ 16, 16, 33, 31 }:requires_grad(true)  -- 2^24 multiply-adds: 2 parts
+      local w = gl.randn{ 32, 16, 3, 3 }:requires_grad(true)
+      local y = gl.conv2d(x, w, nil, { stride = 2, padding = 1 })
+      y:backward(gl.randn(y:shape()))
+      gl.set_num_threads(threads)
+      return y, x.grad, w.grad
+    end
+    local y1, dx1, dw1 = run(1)
+    local y2, dx2, dw2 = run(2)
+    local y3, dx3, dw3 = run(2)
+    assert.tensor_near(y1, y2, 0)
+    assert.tensor_near(dx1, dx2, 0)
+    assert.tensor_near(dw2, dw3, 0)
+    assert.is_true((dw1 - dw2):abs():max():item() <= 1e-5 * dw1:abs():max():item())
+  end)
+
+  it("passes gradcheck through the strided direct kernels", function()
+    local x = gl.randn{ 2, 3, 7, 9 }:requires_grad(true)
+    local w = gl.randn{ 4, 3, 3, 3 }:requires_grad(true)
+    local b = gl.randn{ 4 }:requires_grad(true)
+    check(function(x_, w_, b_) return gl.conv2d(x_, w_, b_, { stride = 2, padding = 1 }) end, { x, w, b },
+          "direct, stride 2")
+    check(function(x_, w_, b_) return gl.conv2d(x_, w_, b_, { stride = { 2, 3 }, padding = { 2, 1 }, dilation = 2 }) end,
+          { x, w, b }, "direct, stride (2, 3), dilation 2")
   end)
 
   it("passes gradcheck through the direct kernels on ragged sizes", function()
