@@ -428,6 +428,9 @@ TARGET INLINE void weight_block(const conv_geometry *g, const src_layout *l, con
     for (int c = 0; c < CO; c++) dyc[c] = dyb + (co0 + (c < nco ? c : 0)) * g->p;
     _Pragma("GCC unroll 32")
     for (int k = 0; k < CI; k++) xc[k] = xb + (ci0 + (k < nci ? k : 0)) * l->chan;
+    /* Channels a whole block apart (or a single one) have uniform strides. */
+    bool uniform = (nco >= CO || nco == 1) && (nci >= CI || nci == 1);
+    int64_t dy_stride = nco == 1 ? 0 : g->p, x_stride = nci == 1 ? 0 : l->chan;
     /* Output rows whose input row oh sh - ph + i dh lies in [0, H). */
     int64_t first = g->ph - i * g->dh, last = g->h - 1 + g->ph - i * g->dh;
     int64_t oh_lo = first <= 0 ? 0 : (first + g->sh - 1) / g->sh;
@@ -444,6 +447,29 @@ TARGET INLINE void weight_block(const conv_geometry *g, const src_layout *l, con
             int64_t iw0 = ow0 + tc->shift;
             xm[jj] = j0 + jj < g->kw ? column_mask(iw0, width, tc->width) : 0;
             xo[jj] = xm[jj] ? tc->base + iw0 : 0;
+        }
+        if (uniform) {
+            /* Two running pointers and two channel strides: few registers, no reloads. */
+            int64_t dy_step = g->ow, x_step = g->sh * l->row;
+            for (int64_t b = 0; b < nb && oh_lo < oh_hi; b++) {
+                const float *dp = dyb + co0 * g->p + b * dy_sample + oh_lo * g->ow + ow0;
+                const float *xp = xb + ci0 * l->chan + b * l->sample + (oh_lo * g->sh - g->ph + i * g->dh) * l->row;
+                for (int64_t oh = oh_lo; oh < oh_hi; oh++, dp += dy_step, xp += x_step) {
+                    __m512 d[WCO_MAX];
+                    _Pragma("GCC unroll 32")
+                    for (int c = 0; c < CO; c++) d[c] = _mm512_maskz_loadu_ps(dm, dp + c * dy_stride);
+                    _Pragma("GCC unroll 32")
+                    for (int k = 0; k < CI; k++)
+                        _Pragma("GCC unroll 32")
+                        for (int jj = 0; jj < J; jj++) {
+                            __m512 v = _mm512_maskz_loadu_ps(xm[jj], shifted(xp + k * x_stride, xo[jj]));
+                            _Pragma("GCC unroll 32")
+                            for (int c = 0; c < CO; c++)
+                                acc[c][k * J + jj] = _mm512_fmadd_ps(d[c], v, acc[c][k * J + jj]);
+                        }
+                }
+            }
+            continue;
         }
         for (int64_t b = 0; b < nb; b++)
         for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
