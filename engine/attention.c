@@ -297,7 +297,7 @@ static void attn_run(const attn_task *base, int count, float *scratch)
         tasks[i].end = pairs * (i + 1) / count;
         tasks[i].scratch = scratch ? scratch + (size_t)i * (size_t)block : NULL;
     }
-    gl_parallel_run(count, attn_task_of, tasks);
+    gl_parallel_run_blas(count, attn_task_of, tasks);
 }
 
 /* ------------------------------------------------------------------ layout */

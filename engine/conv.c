@@ -403,8 +403,13 @@ static float *part_col(float *col, int i, size_t floats) { return col ? col + (s
 
 static void conv_part_of(void *parts, int i) { conv_part_run((conv_part *)parts + i); }
 
-/* Runs the parts together on the engine's threads (parallel.c). */
-static void conv_run(conv_part *parts, int count) { gl_parallel_run(count, conv_part_of, parts); }
+/* Runs the parts together on the engine's threads (parallel.c), OpenBLAS held to one thread
+ * when they call it (all but the direct kernels do). */
+static void conv_run(conv_part *parts, int count)
+{
+    bool blas = !parts[0].g.direct || parts[0].pass == PASS_INPUT_COL2IM;
+    (blas ? gl_parallel_run_blas : gl_parallel_run)(count, conv_part_of, parts);
+}
 
 /* y = conv(x) + b over the batch, in parts (weights repacked first for the direct kernels). */
 static gl_status conv_forward_parallel(const conv_geometry *g, const float *x, const float *w, const float *bias,

@@ -35,12 +35,14 @@ typedef struct gl_counter {
 } gl_counter;
 
 /* Parts of one kernel call on the engine's threads (parallel.c): fn(arg, i) for
- * i in [0, count), part 0 on the caller, OpenBLAS on one thread meanwhile.  gl_parallel_parts: how many parts
+ * i in [0, count), part 0 on the caller; gl_parallel_run_blas for parts that call
+ * BLAS, which holds OpenBLAS to one thread meanwhile.  gl_parallel_parts: how many parts
  * `work` units pay for at `min_per_part` each, at most the thread count,
  * max_parts and GL_PARALLEL_MAX, at least 1. */
 enum { GL_PARALLEL_MAX = 16 };
 int gl_parallel_parts(double work, double min_per_part, int64_t max_parts);
 void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg);
+void gl_parallel_run_blas(int count, void (*fn)(void *arg, int part), void *arg);
 
 /* The cache of freed large buffers (context.c, used by storage.c). */
 enum { GL_CACHE_ENTRIES = 64 };

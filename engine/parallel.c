@@ -15,9 +15,12 @@
  *
  * A worker that cannot start leaves its part to the caller: slower, never
  * wrong; so does a call made while the pool is busy (from inside a part, or
- * from another thread of the program).  While parts run, OpenBLAS is held to
- * one thread, so products inside a part do not start threads of their own on
- * the cores the parts already use.  The pool is the engine's only state of
+ * from another thread of the program).  While the parts of
+ * gl_parallel_run_blas run, OpenBLAS is held to one thread, so products inside
+ * a part do not start threads of their own on the cores the parts already use.
+ * gl_parallel_run leaves OpenBLAS alone: setting its thread count back after
+ * every call wakes its idle threads, which then spin in sched_yield on the
+ * cores the next parts need (~20 % of a core with conv calls alone).  The pool is the engine's only state of
  * this kind (the thread settings of context.c decide how many parts there
  * are).  After fork() the child has no workers and starts its own on first use.
  */
@@ -162,7 +165,7 @@ int gl_parallel_parts(double work, double min_per_part, int64_t max_parts)
     return n < 1 ? 1 : (int)n;
 }
 
-void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg)
+static void run_parts(int count, void (*fn)(void *arg, int part), void *arg, bool blas)
 {
     if (count > GL_PARALLEL_MAX) count = GL_PARALLEL_MAX;
     if (count <= 1) {
@@ -173,7 +176,7 @@ void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg)
         for (int i = 0; i < count; i++) fn(arg, i);
         return;
     }
-    gl_blas_set_threads(1);
+    if (blas) gl_blas_set_threads(1);
     int helpers = pool_grow(count - 1);
     if (helpers > count - 1) helpers = count - 1;
     if (helpers > 0) {
@@ -207,6 +210,10 @@ void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg)
         atomic_store(&pool.caller_sleeping, 0);
         pthread_mutex_unlock(&pool.lock);
     }
-    gl_blas_set_threads(gl_get_num_threads());
+    if (blas) gl_blas_set_threads(gl_get_num_threads());
     pthread_mutex_unlock(&pool.busy);
 }
+
+void gl_parallel_run(int count, void (*fn)(void *arg, int part), void *arg) { run_parts(count, fn, arg, false); }
+
+void gl_parallel_run_blas(int count, void (*fn)(void *arg, int part), void *arg) { run_parts(count, fn, arg, true); }
