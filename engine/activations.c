@@ -90,51 +90,104 @@ GL_VECTOR_CLONES static void activation_forward(gl_activation kind, float parame
     }
 }
 
-GL_VECTOR_CLONES static void activation_backward(gl_activation kind, float parameter, int64_t n,
-                                const float *restrict g, const float *restrict x,
-                                const float *restrict y, float *restrict dx)
+/* The backward loops; with `squares` (a constant in each caller) they also
+ * add up g^2 in float lanes, for a watched backward signal (autograd.h): the
+ * loops are bound by their loads and stores, so the multiply-add rides free. */
+static inline __attribute__((always_inline)) float backward_body(gl_activation kind, float parameter, int64_t n,
+                                                                 const float *restrict g, const float *restrict x,
+                                                                 const float *restrict y, float *restrict dx,
+                                                                 const bool squares)
 {
+    float q = 0;
     switch (kind) {
-    case GL_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * y[i] * (1.0f - y[i]); break;
-    case GL_ACT_TANH: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * (1.0f - y[i] * y[i]); break;
+    case GL_ACT_SIGMOID:
+#pragma omp simd reduction(+ : q)
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i];
+            dx[i] = gi * y[i] * (1.0f - y[i]);
+            if (squares) q += gi * gi;
+        }
+        break;
+    case GL_ACT_TANH:
+#pragma omp simd reduction(+ : q)
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i];
+            dx[i] = gi * (1.0f - y[i] * y[i]);
+            if (squares) q += gi * gi;
+        }
+        break;
     /* Both sides are loaded before the select, so the compiler emits a blend
      * instead of a branch that mispredicts on every other element. */
     case GL_ACT_RELU:
+#pragma omp simd reduction(+ : q)
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i];
             dx[i] = x[i] > 0 ? gi : 0.0f;
+            if (squares) q += gi * gi;
         }
         break;
     case GL_ACT_LEAKY_RELU:
+#pragma omp simd reduction(+ : q)
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i];
             dx[i] = x[i] > 0 ? gi : parameter * gi;
+            if (squares) q += gi * gi;
         }
         break;
     case GL_ACT_ELU:
+#pragma omp simd reduction(+ : q)
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i], negative = gi * (y[i] + parameter);
             dx[i] = x[i] > 0 ? gi : negative;
+            if (squares) q += gi * gi;
         }
         break;
     case GL_ACT_GELU: {
         const float inverse_sqrt_2pi = 0.3989422804014327f;
+#pragma omp simd reduction(+ : q)
         for (int64_t i = 0; i < n; i++) {
             float cdf = 0.5f * (1.0f + erf_float(x[i] * (float)M_SQRT1_2));
             float pdf = inverse_sqrt_2pi * gelu_exp_nonpositive(-0.5f * x[i] * x[i]);
             dx[i] = g[i] * (cdf + x[i] * pdf);
+            if (squares) q += g[i] * g[i];
         }
         break;
     }
     case GL_ACT_SOFTPLUS:
+#pragma omp simd reduction(+ : q)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i];
             float s = v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
             dx[i] = g[i] * s;
+            if (squares) q += g[i] * g[i];
         }
         break;
     default: break;
     }
+    return q;
+}
+
+GL_VECTOR_CLONES static void activation_backward(gl_activation kind, float parameter, int64_t n,
+                                                 const float *restrict g, const float *restrict x,
+                                                 const float *restrict y, float *restrict dx)
+{
+    backward_body(kind, parameter, n, g, x, y, dx, false);
+}
+
+/* The same, returning sum g^2: float within blocks of SQUARES_BLOCK, double
+ * across them (monitor.c's fast pass does the same). */
+enum { SQUARES_BLOCK = 512 };
+
+GL_VECTOR_CLONES static double activation_backward_squares(gl_activation kind, float parameter, int64_t n,
+                                                           const float *restrict g, const float *restrict x,
+                                                           const float *restrict y, float *restrict dx)
+{
+    double total = 0;
+    for (int64_t i = 0; i < n; i += SQUARES_BLOCK) {
+        int64_t m = n - i < SQUARES_BLOCK ? n - i : SQUARES_BLOCK;
+        total += backward_body(kind, parameter, m, g + i, x + i, y + i, dx + i, true);
+    }
+    return total;
 }
 
 /* Big tensors go in contiguous slices over the engine's threads (parallel.c):
@@ -149,13 +202,18 @@ typedef struct activation_job {
     int parts;
     const float *g, *x, *y;   /* g NULL: forward (x -> y); else backward into dx */
     float *out;
+    bool squares;             /* backward: also sum g^2 per part (a watched signal) */
+    double part_squares[GL_PARALLEL_MAX];
 } activation_job;
 
 static void activation_part(void *arg, int part)
 {
-    const activation_job *j = arg;
+    activation_job *j = arg;
     int64_t i0 = j->n * part / j->parts, i1 = j->n * (part + 1) / j->parts;
-    if (j->g)
+    if (j->g && j->squares)
+        j->part_squares[part] =
+            activation_backward_squares(j->kind, j->parameter, i1 - i0, j->g + i0, j->x + i0, j->y + i0, j->out + i0);
+    else if (j->g)
         activation_backward(j->kind, j->parameter, i1 - i0, j->g + i0, j->x + i0, j->y + i0, j->out + i0);
     else
         activation_forward(j->kind, j->parameter, i1 - i0, j->x + i0, j->out + i0);
@@ -177,8 +235,13 @@ static gl_status activation_node_backward(gl_node *node, gl_tensor *g, gl_tensor
         activation_job job = {.kind = (gl_activation)node->params[0], .parameter = (float)node->scalars[0],
                               .n = gl_tensor_numel(g), .g = gl_tensor_data(dense_g),
                               .x = gl_tensor_data(node->saved[0]), .y = gl_tensor_data(node->saved[1]),
-                              .out = gl_tensor_data(grads[0])};
+                              .out = gl_tensor_data(grads[0]), .squares = gl_node_watch_sink(node) != NULL};
         activation_run(&job);
+        if (job.squares) {
+            double squares = 0;
+            for (int part = 0; part < job.parts; part++) squares += job.part_squares[part];   /* fixed order */
+            gl_node_watch_done(node, squares, job.n);
+        }
     }
     gl_tensor_release(dense_g);
     return status;
@@ -205,6 +268,7 @@ gl_status gl_tensor_activation(gl_activation kind, const gl_tensor *x, float par
         if (!status && node) {
             node->params[0] = kind;
             node->scalars[0] = parameter;
+            node->watch_fused = true;
             status = gl_node_save(node, dense, err);
             if (!status) status = gl_node_save(node, *out, err);
         }

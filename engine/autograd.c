@@ -326,10 +326,14 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
             status = accumulate(&n->retained->grad, g, false, err);
             if (status) break;
         }
-        if (n->watch) {
+        /* The backward signal: in the op's own backward loop when it can
+         * (autograd.h), else in a pass of its own over g. */
+        bool fused = gl_node_watch_sink(n) != NULL;
+        if (n->watch && !fused) {
             gl_stats_scan(g, n->watch_what, -INFINITY, INFINITY, &n->watch_stats);
             n->watch_seen = true;
         }
+        if (fused) n->watch_seen = false;
         gl_tensor **grads = n->ninputs <= 8 ? grads_local : calloc((size_t)n->ninputs, sizeof *grads);
         if (!grads) {
             status = gl_error_set(err, GL_ENOMEM, 0, "backward: out of memory");
@@ -341,6 +345,10 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
         gl_set_detect_anomaly(false);
         status = n->backward(n, g, grads, err);
         gl_set_detect_anomaly(anomaly);
+        if (fused && !n->watch_seen) {   /* the op declined: g is still here, unchanged */
+            gl_stats_scan(g, n->watch_what, -INFINITY, INFINITY, &n->watch_stats);
+            n->watch_seen = true;
+        }
         for (int i = 0; i < n->ninputs; i++) {
             gl_tensor *gi = grads[i];
             if (!gi) continue;

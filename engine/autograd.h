@@ -44,6 +44,7 @@ struct gl_node {
     bool watch;                    /* take statistics of the gradient passing (monitor.c) */
     unsigned char watch_what;      /* which statistics (GL_STATS_* of monitor.h) */
     bool watch_seen;
+    bool watch_fused;              /* the op's backward takes the squares itself (gl_node_watch_sink) */
     gl_tensor_stats watch_stats;
     /* Scratch of one backward pass. */
     bool visited;
@@ -61,6 +62,24 @@ gl_status gl_node_save(gl_node *node, const gl_tensor *t, gl_error *err);
 /* Whether input i of the node needs a gradient. */
 bool gl_node_input_needs_grad(const gl_node *node, int i);
 void gl_node_release(gl_node *node);
+
+/* The backward signal, fused: an op whose backward reads its whole output
+ * gradient in a loop of its own sets node->watch_fused when it records the
+ * node; backward then skips its separate pass over that gradient, and the
+ * op's backward adds up the squares in its loop when this returns a sink
+ * (the squares alone are asked for) and hands them to gl_stats_squares_done
+ * (monitor.h).  A backward that does not, or whose float sums cannot be
+ * trusted, leaves the sink alone and backward takes the separate pass after
+ * it.  NULL: nobody watches, or more than the squares is wanted. */
+static inline gl_tensor_stats *gl_node_watch_sink(gl_node *node)
+{
+    return node->watch && node->watch_fused && node->watch_what == 0 ? &node->watch_stats : NULL;
+}
+
+/* Hands a fused backward's sum of squares over `count` gradient values to
+ * the node's watcher (monitor.c); a sum the float lanes may have under- or
+ * overflowed (or a non-finite one) is left for backward's careful pass. */
+void gl_node_watch_done(gl_node *node, double squares, int64_t count);
 
 /* Sums `grad` down to `shape` (undoing broadcasting). */
 gl_status gl_grad_reduce_to(gl_tensor *grad, int ndim, const int64_t *shape, gl_tensor **out,

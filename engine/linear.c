@@ -6,7 +6,7 @@
  *                                    and sgemm adds onto it (beta = 1)
  *   backward: dx = dy W              sgemm
  *             dW = dy^T x            sgemm
- *             db = column sums of dy
+ *             db = column sums of dy      (and sum dy^2 when watched: autograd.h)
  */
 #include <cblas.h>
 #include <limits.h>
@@ -45,9 +45,27 @@ static gl_status linear_backward(gl_node *node, gl_tensor *g, gl_tensor **grads,
         int64_t shape[1] = {out};
         status = gl_tensor_zeros(1, shape, &grads[2], err);
         if (!status) {
-            float *db = gl_tensor_data(grads[2]);
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t j = 0; j < out; j++) db[j] += gv[r * out + j];
+            float *restrict db = gl_tensor_data(grads[2]);
+            if (gl_node_watch_sink(node)) {
+                /* The watched backward signal (autograd.h): this loop reads
+                 * all of dy, so its squares come along, a row at a time in
+                 * float and summed across rows in double. */
+                double squares = 0;
+                for (int64_t r = 0; r < rows; r++) {
+                    float q = 0;
+#pragma omp simd reduction(+ : q)
+                    for (int64_t j = 0; j < out; j++) {
+                        float v = gv[r * out + j];
+                        db[j] += v;
+                        q += v * v;
+                    }
+                    squares += q;
+                }
+                gl_node_watch_done(node, squares, rows * out);
+            } else {
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t j = 0; j < out; j++) db[j] += gv[r * out + j];
+            }
         }
     }
     gl_tensor_release(dense_g);
@@ -115,6 +133,7 @@ gl_status gl_linear(const gl_tensor *x, const gl_tensor *weight, const gl_tensor
         gl_node *node = NULL;
         status = gl_op_finish("linear", *out, bias ? 3 : 2, inputs, linear_backward, &node, err);
         if (!status && node) {
+            node->watch_fused = bias != NULL;   /* the bias gradient's pass reads all of dy */
             int64_t matrix_shape[2] = {rows, in_features};
             status = gl_tensor_view_of(dense_x->storage, 2, matrix_shape, NULL, dense_x->offset, &matrix_x, err);
             if (!status) status = gl_node_save(node, matrix_x, err);

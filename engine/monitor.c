@@ -219,6 +219,15 @@ gl_status gl_tensor_watch_grad(gl_tensor *t, gl_error *err)
     return GL_OK;
 }
 
+void gl_node_watch_done(gl_node *node, double squares, int64_t count)
+{
+    /* The squares-only fast pass's own test (fast_pass_holds with what = 0). */
+    partial p = {.squares = squares};
+    if (!fast_pass_holds(&p, 0, count)) return;
+    node->watch_stats = (gl_tensor_stats){.sum_squares = squares, .count = count};
+    node->watch_seen = true;
+}
+
 bool gl_tensor_watched_grad(const gl_tensor *t, gl_tensor_stats *stats)
 {
     if (!t->grad_fn || !t->grad_fn->watch_seen) return false;

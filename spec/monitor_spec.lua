@@ -456,6 +456,86 @@ describe("statistics kernels", function()
   end)
 end)
 
+describe("the backward signal taken inside backward kernels", function()
+  -- Activations and a Linear with a bias add up the squares of the gradient
+  -- reaching their output in their own backward loop (autograd.h,
+  -- gl_node_watch_sink); other ops, a Linear without bias, or a watcher that
+  -- asks for more than the norm take the separate pass.  Both must give what a
+  -- hand computation gives.
+  local function model_of(seed, bias)
+    gl.manual_seed(seed)
+    return nn.Sequential{nn.Linear(5, 40, {bias = bias}), nn.Tanh(), nn.Linear(40, 33), nn.Sigmoid(),
+                         nn.Linear(33, 700), nn.ReLU(), nn.Linear(700, 3), nn.LeakyReLU(0.1), nn.GELU(),
+                         nn.Linear(3, 2, {bias = bias}), nn.ELU()}
+  end
+
+  local function run(model, scale, separate)
+    local outputs = {}
+    for i = 1, model:size() do
+      model:get(i):register_forward_hook(function(_, out)
+        outputs[tostring(i)] = out:retain_grad()
+        -- watch_grad asks for sum and max as well: backward's separate pass
+        if separate then out:watch_grad() end
+      end)
+    end
+    local mon = gl.monitor(model)
+    local x = gl.randn{9, 5}
+    ;(model(x):pow(2):sum() * scale):backward()
+    return mon:record(1), outputs
+  end
+
+  it("equals the separate pass and a hand computation for every module kind", function()
+    local fused, outputs = run(model_of(31, true), 1)
+    local separate = run(model_of(31, true), 1, true)
+    for path, out in pairs(outputs) do
+      local norm = out.grad:norm():item()
+      assert.near(norm, fused.modules[path].grad_out_norm, 1e-5 * norm)
+      assert.near(separate.modules[path].grad_out_norm, fused.modules[path].grad_out_norm, 1e-5 * norm)
+    end
+  end)
+
+  it("falls back to the separate pass for a Linear without bias, and in the underflow regime", function()
+    local rec, outputs = run(model_of(32, false), 1)
+    for path, out in pairs(outputs) do
+      local norm = out.grad:norm():item()
+      assert.near(norm, rec.modules[path].grad_out_norm, 1e-5 * norm)
+    end
+    -- gradients near 1e-25: their float squares underflow, the careful pass does not
+    rec, outputs = run(model_of(33, true), 1e-25)
+    for path, out in pairs(outputs) do
+      local norm = (out.grad * 1e25):norm():item() * 1e-25
+      assert.is_true(norm > 0)
+      assert.near(norm, rec.modules[path].grad_out_norm, 1e-5 * norm)
+    end
+  end)
+
+  it("is taken only on the steps a monitor keeps (every = k)", function()
+    local model = model_of(34, true)
+    local outputs = {}
+    for i = 1, model:size() do
+      model:get(i):register_forward_hook(function(_, out) outputs[tostring(i)] = out:retain_grad() end)
+    end
+    local mon = gl.monitor(model, {every = 3})
+    local x = gl.randn{4, 5}
+    for step = 1, 7 do
+      model:zero_grad()
+      model(x * step):sum():backward()
+      -- kept steps (3, 6) were watched, and the first (its step is not known
+      -- before record); the others took no statistics at all
+      for path, out in pairs(outputs) do
+        local watched = out:watched_grad()
+        if step == 1 or step % 3 == 0 then
+          assert.near(out.grad:norm():item(), watched.norm, 1e-5 * watched.norm, path)
+        else
+          assert.is_nil(watched, path)
+        end
+      end
+      mon:record(step)
+    end
+    assert.equal(2, #mon.records)
+  end)
+end)
+
 describe("monitor files and figures", function()
   local dir, mon
 
