@@ -50,6 +50,154 @@ static void vector_read(const gl_tensor *v, float *out)
     for (int64_t i = 0; i < n; i++) out[i] = p[i * s];
 }
 
+/* ------------------------------------------------------------ run sums */
+
+/* Sums along one contiguous run (a channel's plane of one sample), in 16 double lanes:
+ * element k of each block of 16 goes to lane k, the last block is padded with zeros, and
+ * the lanes are added in a fixed tree.  GCC leaves the 8-lane loops of norm_sums.h scalar
+ * here (float-to-double conversions), ~2.7 cycles a value, which made these sums most of
+ * BatchNorm's time; the AVX-512 versions do the same additions lane for lane (multiply,
+ * then add: no contraction), so both paths give the same bits. */
+enum { RUN_LANES = 16 };
+
+static double run_lanes_total(const double *a)
+{
+    double h[8];
+    for (int k = 0; k < 8; k++) h[k] = a[k] + a[k + 8];
+    return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RUN_SUMS_AVX512 1
+#include <immintrin.h>
+#define RUN_TARGET __attribute__((target("avx512f")))
+
+static bool run_sums_fast(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* The 16 floats of the block at i (zeros past n). */
+RUN_TARGET static inline __m512 run_block(const float *p, int64_t i, int64_t n)
+{
+    int64_t left = n - i;
+    return left >= RUN_LANES ? _mm512_loadu_ps(p + i)
+                             : _mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1u), p + i);
+}
+
+RUN_TARGET static inline void run_store(__m512d lo, __m512d hi, double *out)
+{
+    double a[RUN_LANES];
+    _mm512_storeu_pd(a, lo);
+    _mm512_storeu_pd(a + 8, hi);
+    *out = run_lanes_total(a);
+}
+
+RUN_TARGET static double run_sum_avx512(const float *x, int64_t n)
+{
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += RUN_LANES) {
+        __m512 v = run_block(x, i, n);
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    double out;
+    run_store(lo, hi, &out);
+    return out;
+}
+
+RUN_TARGET static double run_sum_squares_avx512(const float *x, int64_t n, double m)
+{
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd(), mv = _mm512_set1_pd(m);
+    for (int64_t i = 0; i < n; i += RUN_LANES) {
+        __m512 v = run_block(x, i, n);
+        __m512d dl = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), mv);
+        __m512d dh = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), mv);
+        /* Zero padding adds m^2 to the padded lanes: mask those terms off instead. */
+        if (n - i < RUN_LANES) {
+            int64_t left = n - i;
+            __mmask8 ml = (__mmask8)(left >= 8 ? 0xff : (1u << left) - 1u);
+            __mmask8 mh = (__mmask8)(left <= 8 ? 0 : (1u << (left - 8)) - 1u);
+            dl = _mm512_maskz_mov_pd(ml, dl);
+            dh = _mm512_maskz_mov_pd(mh, dh);
+        }
+        lo = _mm512_add_pd(lo, _mm512_mul_pd(dl, dl));
+        hi = _mm512_add_pd(hi, _mm512_mul_pd(dh, dh));
+    }
+    double out;
+    run_store(lo, hi, &out);
+    return out;
+}
+
+RUN_TARGET static void run_sum_gradient_avx512(const float *g, const float *x, int64_t n, float m, double *s,
+                                               double *sx)
+{
+    __m512d al = _mm512_setzero_pd(), ah = _mm512_setzero_pd(), bl = _mm512_setzero_pd(), bh = _mm512_setzero_pd();
+    __m512 mv = _mm512_set1_ps(m);
+    for (int64_t i = 0; i < n; i += RUN_LANES) {
+        __m512 gv = run_block(g, i, n), d = _mm512_sub_ps(run_block(x, i, n), mv);
+        __m512d gl = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
+        __m512d gh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gv), 1)));
+        __m512d dl = _mm512_cvtps_pd(_mm512_castps512_ps256(d));
+        __m512d dh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
+        al = _mm512_add_pd(al, gl);
+        ah = _mm512_add_pd(ah, gh);
+        bl = _mm512_add_pd(bl, _mm512_mul_pd(gl, dl));
+        bh = _mm512_add_pd(bh, _mm512_mul_pd(gh, dh));
+    }
+    run_store(al, ah, s);
+    run_store(bl, bh, sx);
+}
+#else
+#define RUN_SUMS_AVX512 0
+static bool run_sums_fast(void) { return false; }
+#endif
+
+/* sum x[i] */
+static double run_sum(const float *restrict x, int64_t n)
+{
+#if RUN_SUMS_AVX512
+    if (run_sums_fast()) return run_sum_avx512(x, n);
+#endif
+    double a[RUN_LANES] = {0};
+    for (int64_t i = 0; i < n; i += RUN_LANES)
+        for (int k = 0; k < RUN_LANES; k++) a[k] += i + k < n ? (double)x[i + k] : 0.0;
+    return run_lanes_total(a);
+}
+
+/* sum (x[i] - m)^2 */
+static double run_sum_squares(const float *restrict x, int64_t n, double m)
+{
+#if RUN_SUMS_AVX512
+    if (run_sums_fast()) return run_sum_squares_avx512(x, n, m);
+#endif
+    double a[RUN_LANES] = {0};
+    for (int64_t i = 0; i < n; i += RUN_LANES)
+        for (int k = 0; k < RUN_LANES; k++) {
+            double d = i + k < n ? (double)x[i + k] - m : 0.0;
+            a[k] += d * d;
+        }
+    return run_lanes_total(a);
+}
+
+/* *s = sum g[i], *sx = sum g[i] (x[i] - m), the difference in float. */
+static void run_sum_gradient(const float *restrict g, const float *restrict x, int64_t n, float m, double *s,
+                             double *sx)
+{
+#if RUN_SUMS_AVX512
+    if (run_sums_fast()) {
+        run_sum_gradient_avx512(g, x, n, m, s, sx);
+        return;
+    }
+#endif
+    double a[RUN_LANES] = {0}, b[RUN_LANES] = {0};
+    for (int64_t i = 0; i < n; i += RUN_LANES)
+        for (int k = 0; k < RUN_LANES; k++) {
+            float gv = i + k < n ? g[i + k] : 0.0f, xv = i + k < n ? x[i + k] : 0.0f;
+            a[k] += (double)gv;
+            b[k] += (double)gv * (double)(xv - m);
+        }
+    *s = run_lanes_total(a);
+    *sx = run_lanes_total(b);
+}
+
 /* ---------------------------------------------------------------- kernels */
 
 /* Each kernel handles the channels [c0, c1).  Channels are independent and
@@ -80,10 +228,10 @@ GL_VECTOR_CLONES static void bn_statistics(bn_layout l, int64_t c0, int64_t c1, 
         }
     } else {
         for (int64_t c = c0; c < c1; c++) {
-            for (int64_t b = 0; b < l.outer; b++) mean[c] += norm_sum(x + (b * C + c) * inner, inner);
+            for (int64_t b = 0; b < l.outer; b++) mean[c] += run_sum(x + (b * C + c) * inner, inner);
             mean[c] /= count;
             for (int64_t b = 0; b < l.outer; b++)
-                var[c] += norm_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
+                var[c] += run_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
         }
     }
     for (int64_t c = c0; c < c1; c++) var[c] /= count;
@@ -134,7 +282,7 @@ GL_VECTOR_CLONES static void bn_gradient_sums(bn_layout l, int64_t c0, int64_t c
             for (int64_t b = 0; b < l.outer; b++) {
                 int64_t at = (b * C + c) * inner;
                 double s, sx;
-                norm_sum_gradient(g + at, NULL, x + at, inner, mean[c], &s, &sx);
+                run_sum_gradient(g + at, x + at, inner, mean[c], &s, &sx);
                 sum_g[c] += s;
                 sum_gx[c] += sx;
             }
