@@ -8,9 +8,11 @@
  *   input:    dx[ci, ih, iw]  = sum over co, tap of w[co, ci, tap] dy[co, oh, ow]
  *   with ih = oh sh - ph + i dh, iw = ow sw - pw + j dw, x = 0 outside the image.
  *
- * The kernels read rows at stride 1.  At a horizontal stride sw > 1, x is first
- * copied with its columns split by phase (split_columns), where column ow sw + r
- * is column ow of phase plane r, so a strided row is a plain row of one plane.
+ * The forward and the weight gradient read rows at stride 1 from a copy of x
+ * (one sample or a few) with zeros around each plane, so their loads need no
+ * masks (a masked load also takes an FMA port).  At a horizontal stride sw > 1
+ * the copy splits the columns by phase (split_columns): column ow sw + r is
+ * column ow of phase plane r, so a strided row is a plain row of one plane.
  * dx goes the other way, phase by phase of its own rows and columns: each phase
  * is a stride-1 correlation of dy by the kernel positions that reach it
  * (input_avx512), and merge_phases interleaves the planes.
@@ -19,9 +21,8 @@
  * Cin kh kw, over many columns.  im2col writes kh kw copies of the input and
  * OpenBLAS then copies them again into its packed layout, so the copies cost
  * more than the multiply-adds.  Here a row segment of up to 16 outputs is one
- * register; for each tap its 16 inputs are one masked load straight from x (the
- * mask zeroes the padding), shared by a block of output channels whose weights
- * are broadcast.  The weight gradient does the converse: a block of 4 output
+ * register; for each tap its 16 inputs are one load, shared by a block of
+ * output channels whose weights are broadcast.  The weight gradient does the converse: a block of 4 output
  * channels by 2 input channels by 3 taps accumulates 24 registers over the
  * image, kept as 16-lane partial sums whose lanes are added once per pass.
  *
@@ -103,30 +104,49 @@ void conv_direct_pack_weight_input(const conv_geometry *g, const float *w, float
  * FMAs: ~30 % of that kernel's time). */
 typedef struct src_layout {
     int64_t sample, chan, phase, row;   /* floats between samples, channels, phase planes, rows */
-    int64_t left;                       /* zero columns before each row */
+    int64_t left, top;                  /* zero columns before each row, zero rows before row 0 */
 } src_layout;
 
 static int64_t phase_width(const conv_geometry *g) { return (g->w + g->sw - 1) / g->sw; }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-static src_layout padded_layout(const conv_geometry *g, int64_t left, int64_t right)
+static src_layout padded_layout(const conv_geometry *g, int64_t left, int64_t right, int64_t top, int64_t bottom)
 {
-    int64_t row = left + phase_width(g) + right;   /* W when sw = 1, unpadded */
-    src_layout l = {0, g->sw * g->h * row, g->h * row, row, left};
+    int64_t row = left + phase_width(g) + right, rows = top + g->h + bottom;
+    src_layout l = {0, g->sw * rows * row, rows * row, row, left, top};
     l.sample = g->cin * l.chan;
     return l;
 }
 
-static src_layout layout_of(const conv_geometry *g) { return padded_layout(g, 0, 0); }
+static int64_t positive(int64_t v) { return v > 0 ? v : 0; }
 
-/* The weight gradient's copy: wide enough that every tap of every 16-wide segment (the last
+/* Columns of zeros a padded copy needs so that every tap of every 16-wide segment (the last
  * one rounded up) reads inside its row. */
-static src_layout weight_layout(const conv_geometry *g)
+static void column_padding(const conv_geometry *g, int64_t *left, int64_t *right)
 {
     int64_t lo = floor_div(-g->pw, g->sw), hi = floor_div((g->kw - 1) * g->dw - g->pw, g->sw);
-    int64_t span = (g->ow + 15) / 16 * 16, right = span - 1 + hi - (phase_width(g) - 1);
-    return padded_layout(g, lo < 0 ? -lo : 0, right > 0 ? right : 0);
+    int64_t span = (g->ow + 15) / 16 * 16;
+    *left = positive(-lo);
+    *right = positive(span - 1 + hi - (phase_width(g) - 1));
+}
+
+/* The weight gradient's copy (it never reads rows outside the image). */
+static src_layout weight_layout(const conv_geometry *g)
+{
+    int64_t left, right;
+    column_padding(g, &left, &right);
+    return padded_layout(g, left, right, 0, 0);
+}
+
+/* The forward's copy, one sample: also rows of zeros above and below for the rows of the
+ * kernel that fall outside (plus one below: a ragged last segment reads on past its row). */
+static src_layout forward_layout(const conv_geometry *g)
+{
+    int64_t left, right;
+    column_padding(g, &left, &right);
+    int64_t top = positive(g->ph), bottom = positive((g->oh - 1) * g->sh - g->ph + (g->kh - 1) * g->dh - (g->h - 1));
+    return padded_layout(g, left, right, top, bottom + 1);
 }
 
 /* Weight gradient: input channels per block (3 taps of a kernel row per block for 3x3
@@ -146,7 +166,7 @@ static int64_t weight_chunk(const conv_geometry *g)
 
 int64_t conv_direct_scratch_floats(const conv_geometry *g, bool weight)
 {
-    if (!weight) return g->sw == 1 ? 0 : layout_of(g).sample;
+    if (!weight) return forward_layout(g).sample;
     int64_t lanes = g->cout * g->cin_g * g->kh * g->kw * LANES;
     return lanes + weight_chunk(g) * weight_layout(g).sample;
 }
@@ -198,7 +218,7 @@ TARGET static void split_columns(const conv_geometry *g, const src_layout *l, co
     for (int64_t pc = 0; pc < planes; pc++)
         for (int64_t h = 0; h < g->h; h++) {
             const float *src = x + (pc * g->h + h) * g->w;
-            float *dst = xs + pc * sw * phase + h * l->row + l->left;
+            float *dst = xs + pc * sw * phase + (h + l->top) * l->row + l->left;
             if (sw == 1) {
                 memcpy(dst, src, sizeof(float) * (size_t)g->w);
                 continue;
@@ -237,6 +257,7 @@ typedef struct tap_conv {
     int64_t cin, cout, pad;       /* channels in and out; cout rounded up to ROWS */
     int64_t h, sh, oh, ow;        /* input rows, vertical stride; output rows and columns */
     int64_t chan, row;            /* input: floats between channels, between rows */
+    int64_t top;                  /* padded input: zero rows above row 0 (else -1: masked loads) */
     int64_t ntaps;
     direct_tap tap[CONV_DIRECT_MAX_TAPS];
 } tap_conv;
@@ -245,7 +266,7 @@ typedef struct tap_conv {
  * segment, the offset in an input channel and the lanes to load. */
 TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float *wt, const int64_t *off,
                                 const __mmask16 *mask, float *out, const int64_t *out_off,
-                                const __mmask16 *out_mask, int64_t rows, const float *bias)
+                                const __mmask16 *out_mask, int64_t rows, const float *bias, const bool padded)
 {
     int64_t p = tc->oh * tc->ow, pad = tc->pad, chan = tc->chan;
     __m512 acc[ROWS][SEGS];
@@ -262,9 +283,15 @@ TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float
         int64_t o0 = o[0], o1 = o[1], o2 = o[2];
         for (int64_t ci = 0; ci < tc->cin; ci++, xc += chan, wc += pad) {
             __m512 v[SEGS];
-            v[0] = _mm512_maskz_loadu_ps(m0, shifted(xc, o0));
-            v[1] = _mm512_maskz_loadu_ps(m1, shifted(xc, o1));
-            v[2] = _mm512_maskz_loadu_ps(m2, shifted(xc, o2));
+            if (padded) {   /* zeros around the image: no masks (they take an FMA port) */
+                v[0] = _mm512_loadu_ps(shifted(xc, o0));
+                v[1] = _mm512_loadu_ps(shifted(xc, o1));
+                v[2] = _mm512_loadu_ps(shifted(xc, o2));
+            } else {
+                v[0] = _mm512_maskz_loadu_ps(m0, shifted(xc, o0));
+                v[1] = _mm512_maskz_loadu_ps(m1, shifted(xc, o1));
+                v[2] = _mm512_maskz_loadu_ps(m2, shifted(xc, o2));
+            }
             _Pragma("GCC unroll 16")
             for (int c = 0; c < ROWS; c++) {
                 __m512 k = _mm512_set1_ps(wc[c]);
@@ -308,12 +335,19 @@ TARGET static void tap_conv_run(const tap_conv *tc, const float *in, const float
                 int64_t ih = seg_oh[s] * tc->sh + tp->row, iw0 = seg_ow[s] + tp->shift;
                 bool inside = seg_width[s] && ih >= 0 && ih < tc->h;
                 mask[t * SEGS + s] = inside ? column_mask(iw0, seg_width[s], tp->width) : 0;
-                off[t * SEGS + s] = mask[t * SEGS + s] ? tp->base + ih * tc->row + iw0 : 0;
+                if (tc->top >= 0)   /* padded: the mask only says whether the segment reads any x */
+                    off[t * SEGS + s] = tp->base + (ih + tc->top) * tc->row + iw0;
+                else
+                    off[t * SEGS + s] = mask[t * SEGS + s] ? tp->base + ih * tc->row + iw0 : 0;
             }
         }
         for (int64_t co0 = 0; co0 < tc->cout; co0 += ROWS)
-            forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
-                         tc->cout - co0, bias ? bias + co0 : NULL);
+            if (tc->top >= 0)
+                forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
+                             tc->cout - co0, bias ? bias + co0 : NULL, true);
+            else
+                forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
+                             tc->cout - co0, bias ? bias + co0 : NULL, false);
     }
 }
 
@@ -322,7 +356,7 @@ TARGET static void forward_avx512(const conv_geometry *g, const src_layout *l, c
                                   const float *wp, const float *bias, float *y)
 {
     int64_t taps = g->kh * g->kw, pad = round_up(g->cout_g, ROWS);
-    tap_conv tc = {g->cin_g, g->cout_g, pad, g->h, g->sh, g->oh, g->ow, l->chan, l->row, taps, {{0}}};
+    tap_conv tc = {g->cin_g, g->cout_g, pad, g->h, g->sh, g->oh, g->ow, l->chan, l->row, l->top, taps, {{0}}};
     for (int64_t i = 0, t = 0; i < g->kh; i++)
         for (int64_t j = 0; j < g->kw; j++, t++) {
             tap_column c = tap_column_of(g, l, j);
@@ -353,7 +387,7 @@ TARGET static void input_avx512(const conv_geometry *g, const float *dy, const f
         for (int64_t q = 0; q < g->sh; q++)
             for (int64_t r = 0; r < g->sw; r++) {
                 tc = (tap_conv){g->cout_g, g->cin_g, pad, g->oh, 1, (g->h - q + g->sh - 1) / g->sh,
-                                (g->w - r + g->sw - 1) / g->sw, g->p, g->ow, 0, {{0}}};
+                                (g->w - r + g->sw - 1) / g->sw, g->p, g->ow, -1, 0, {{0}}};
                 for (int64_t i = 0; i < g->kh; i++)
                     for (int64_t j = 0; j < g->kw; j++) {
                         int64_t a = q + g->ph - i * g->dh, c = r + g->pw - j * g->dw;
@@ -583,11 +617,9 @@ TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const 
 void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y,
                          float *scratch)
 {
-    src_layout l = layout_of(g);
-    if (g->sw == 1) {
-        forward_avx512(g, &l, x, g->batch, wp, bias, y);
-        return;
-    }
+    if (g->batch == 0) return;   /* and no scratch */
+    src_layout l = forward_layout(g);
+    memset(scratch, 0, sizeof(float) * (size_t)l.sample);   /* the padding, once */
     for (int64_t b = 0; b < g->batch; b++) {
         split_columns(g, &l, x + b * g->cin * g->h * g->w, 1, scratch);
         forward_avx512(g, &l, scratch, 1, wp, bias, y + b * g->cout * g->p);
@@ -596,6 +628,7 @@ void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp
 
 void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw, float *scratch)
 {
+    if (g->batch == 0) return;   /* and no scratch */
     weight_avx512(g, dy, x, dw, scratch);
 }
 
