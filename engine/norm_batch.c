@@ -90,10 +90,11 @@ RUN_TARGET static inline void run_store(__m512d lo, __m512d hi, double *out)
     *out = run_lanes_total(a);
 }
 
-RUN_TARGET static double run_sum_avx512(const float *x, int64_t n)
+RUN_TARGET static double run_sum_avx512(const float *x, int64_t n, const float *next)
 {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     for (int64_t i = 0; i < n; i += RUN_LANES) {
+        if (next) _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
         __m512 v = run_block(x, i, n);
         lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
         hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
@@ -127,11 +128,15 @@ RUN_TARGET static double run_sum_squares_avx512(const float *x, int64_t n, doubl
 }
 
 RUN_TARGET static void run_sum_gradient_avx512(const float *g, const float *x, int64_t n, float m, double *s,
-                                               double *sx)
+                                               double *sx, const float *next_g, const float *next_x)
 {
     __m512d al = _mm512_setzero_pd(), ah = _mm512_setzero_pd(), bl = _mm512_setzero_pd(), bh = _mm512_setzero_pd();
     __m512 mv = _mm512_set1_ps(m);
     for (int64_t i = 0; i < n; i += RUN_LANES) {
+        if (next_g) {
+            _mm_prefetch((const char *)(next_g + i), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next_x + i), _MM_HINT_T0);
+        }
         __m512 gv = run_block(g, i, n), d = _mm512_sub_ps(run_block(x, i, n), mv);
         __m512d gl = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
         __m512d gh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gv), 1)));
@@ -150,12 +155,17 @@ RUN_TARGET static void run_sum_gradient_avx512(const float *g, const float *x, i
 static bool run_sums_fast(void) { return false; }
 #endif
 
+/* Where a channel's planes lie 64 KiB apart, each plane starts a new page and the hardware
+ * prefetcher starts over: the sums that read a plane first (from memory) fetch the next one
+ * (`next`, same length, or NULL) meanwhile. */
+
 /* sum x[i] */
-static double run_sum(const float *restrict x, int64_t n)
+static double run_sum(const float *restrict x, int64_t n, const float *next)
 {
 #if RUN_SUMS_AVX512
-    if (run_sums_fast()) return run_sum_avx512(x, n);
+    if (run_sums_fast()) return run_sum_avx512(x, n, next);
 #endif
+    (void)next;
     double a[RUN_LANES] = {0};
     for (int64_t i = 0; i < n; i += RUN_LANES)
         for (int k = 0; k < RUN_LANES; k++) a[k] += i + k < n ? (double)x[i + k] : 0.0;
@@ -179,14 +189,15 @@ static double run_sum_squares(const float *restrict x, int64_t n, double m)
 
 /* *s = sum g[i], *sx = sum g[i] (x[i] - m), the difference in float. */
 static void run_sum_gradient(const float *restrict g, const float *restrict x, int64_t n, float m, double *s,
-                             double *sx)
+                             double *sx, const float *next_g, const float *next_x)
 {
 #if RUN_SUMS_AVX512
     if (run_sums_fast()) {
-        run_sum_gradient_avx512(g, x, n, m, s, sx);
+        run_sum_gradient_avx512(g, x, n, m, s, sx, next_g, next_x);
         return;
     }
 #endif
+    (void)next_g, (void)next_x;
     double a[RUN_LANES] = {0}, b[RUN_LANES] = {0};
     for (int64_t i = 0; i < n; i += RUN_LANES)
         for (int k = 0; k < RUN_LANES; k++) {
@@ -205,6 +216,13 @@ static void run_sum_gradient(const float *restrict g, const float *restrict x, i
  * call may run on different threads without changing a bit.  With inner > 1
  * the kernels go channel by channel: a channel's B planes (128 KiB for a
  * 32 x 32 x 32 batch) are still in cache for its second pass. */
+
+/* The plane after (b, c) in a pass over channels [.., c1) plane by plane, or NULL. */
+static const float *next_plane(bn_layout l, int64_t b, int64_t c, int64_t c1, const float *x)
+{
+    if (b + 1 < l.outer) return x + ((b + 1) * l.channels + c) * l.inner;
+    return c + 1 < c1 ? x + (c + 1) * l.inner : NULL;
+}
 
 /* mean[c] and the biased var[c] over (outer, inner), in double, two passes. */
 GL_VECTOR_CLONES static void bn_statistics(bn_layout l, int64_t c0, int64_t c1, const float *restrict x,
@@ -228,7 +246,8 @@ GL_VECTOR_CLONES static void bn_statistics(bn_layout l, int64_t c0, int64_t c1, 
         }
     } else {
         for (int64_t c = c0; c < c1; c++) {
-            for (int64_t b = 0; b < l.outer; b++) mean[c] += run_sum(x + (b * C + c) * inner, inner);
+            for (int64_t b = 0; b < l.outer; b++)
+                mean[c] += run_sum(x + (b * C + c) * inner, inner, next_plane(l, b, c, c1, x));
             mean[c] /= count;
             for (int64_t b = 0; b < l.outer; b++)
                 var[c] += run_sum_squares(x + (b * C + c) * inner, inner, mean[c]);
@@ -282,7 +301,8 @@ GL_VECTOR_CLONES static void bn_gradient_sums(bn_layout l, int64_t c0, int64_t c
             for (int64_t b = 0; b < l.outer; b++) {
                 int64_t at = (b * C + c) * inner;
                 double s, sx;
-                run_sum_gradient(g + at, x + at, inner, mean[c], &s, &sx);
+                run_sum_gradient(g + at, x + at, inner, mean[c], &s, &sx, next_plane(l, b, c, c1, g),
+                                 next_plane(l, b, c, c1, x));
                 sum_g[c] += s;
                 sum_gx[c] += sx;
             }
