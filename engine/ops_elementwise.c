@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "internal.h"
+#include "math_fast.h"
 
 /* Internal ops of the driver beyond the public binary ops. */
 enum { OP_COPY = GL_BINARY_OP_COUNT, OP_ADD_SCALED };
@@ -111,8 +113,8 @@ static inline float apply_binary(int op, float x, float y, float alpha)
         else { ROW_LOOP(OP, i * so, i * sa, i * sb) }                                      \
         break;
 
-static void binary_row(int op, float alpha, int64_t n, float *o, int64_t so, const float *a,
-                       int64_t sa, const float *b, int64_t sb)
+GL_VECTOR_CLONES static void binary_row(int op, float alpha, int64_t n, float *o, int64_t so, const float *a,
+                                        int64_t sa, const float *b, int64_t sb)
 {
     switch (op) {
         ROW_CASE(GL_OP_ADD)
@@ -135,6 +137,38 @@ static void binary_row(int op, float alpha, int64_t n, float *o, int64_t so, con
 #undef ROW_CASE
 #undef ROW_LOOP
 
+/* One long run (a whole contiguous tensor: a residual add, a gradient summed in place) goes
+ * in slices over the engine's threads; each element is computed alone, so the slices give
+ * the same bits as one pass. */
+#define BINARY_MIN_PER_PART 65536.0
+
+typedef struct binary_job {
+    int op, parts;
+    float alpha;
+    int64_t n, so, sa, sb;
+    float *o;
+    const float *a, *b;
+} binary_job;
+
+/* Whether a run of n floats at p with stride s and one at o (stride so) are the same run or
+ * share no memory: otherwise (an operand overlapping the output shifted) the serial order
+ * decides the result, and the run stays in one piece. */
+static bool runs_separate(const float *o, int64_t so, const float *p, int64_t s, int64_t n)
+{
+    if (p == o && s == so) return true;
+    uintptr_t o_lo = (uintptr_t)o, o_hi = (uintptr_t)(o + (n - 1) * so) + sizeof(float);
+    uintptr_t p_lo = (uintptr_t)p, p_hi = (uintptr_t)(p + (n - 1) * s) + sizeof(float);
+    if (so < 0 || s < 0) return false;
+    return p_hi <= o_lo || o_hi <= p_lo;
+}
+
+static void binary_part(void *arg, int part)
+{
+    const binary_job *j = arg;
+    int64_t lo = j->n * part / j->parts, hi = j->n * (part + 1) / j->parts;
+    binary_row(j->op, j->alpha, hi - lo, j->o + lo * j->so, j->so, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb);
+}
+
 /* Runs `op` over three views of one shape: out[i] = a[i] op b[i].  `a` and `b`
  * carry strides already broadcast to `shape`. */
 static void binary_drive(int op, float alpha, int ndim, const int64_t *shape, float *out,
@@ -148,6 +182,14 @@ static void binary_drive(int op, float alpha, int ndim, const int64_t *shape, fl
     int n = gl_layout_coalesce(ndim, shape, 3, strides, cshape, cstride);
     int64_t index[GL_MAX_DIMS] = {0};
     int64_t inner = cshape[n - 1];
+    if (n == 1) {
+        binary_job job = {op, gl_parallel_parts((double)inner, BINARY_MIN_PER_PART, inner), alpha, inner,
+                          cstride[0][0], cstride[1][0], cstride[2][0], out, a, b};
+        if (job.parts > 1 && runs_separate(out, job.so, a, job.sa, inner) && runs_separate(out, job.so, b, job.sb, inner)) {
+            gl_parallel_run(job.parts, binary_part, &job);
+            return;
+        }
+    }
     for (;;) {
         int64_t at_o = 0, at_a = 0, at_b = 0;
         for (int d = 0; d < n - 1; d++) {

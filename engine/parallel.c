@@ -59,8 +59,12 @@ static struct {
 
 static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
 
+#ifndef WORKER_SPIN_SECONDS
 #define WORKER_SPIN_SECONDS 50e-6
+#endif
+#ifndef CALLER_SPIN_SECONDS
 #define CALLER_SPIN_SECONDS 200e-6
+#endif
 
 static inline void spin_pause(void)
 {

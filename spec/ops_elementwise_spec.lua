@@ -114,6 +114,24 @@ describe("in-place updates", function()
     assert.tensor_near(u, {2, 4, 6})
   end)
 
+  it("split big contiguous runs over the threads: the same bits for 1 and 2 threads", function()
+    local threads = gl.get_num_threads()
+    local function run(n)
+      gl.set_num_threads(n)
+      gl.manual_seed(3)
+      local a, b = gl.randn{ 32, 16, 32, 32 }, gl.randn{ 32, 16, 32, 32 }
+      local s, q, r = a + b, a * b, a / (b:abs() + 1)
+      local acc = a:clone()
+      acc:add_(b)
+      local big = gl.randn{ 1 << 20 }
+      big:narrow(1, 2, (1 << 20) - 1):add_(big:narrow(1, 1, (1 << 20) - 1))   -- shifted overlap
+      gl.set_num_threads(threads)
+      return { s, q, r, acc, big }
+    end
+    local one, two = run(1), run(2)
+    for k = 1, #one do assert.tensor_near(two[k], one[k], 0) end
+  end)
+
   it("refuse shapes that do not fit the destination", function()
     local t = gl.zeros{2, 3}
     assert.error_matches(function() t:copy(gl.ones{3, 2}) end, "copy", "{3, 2}", "{2, 3}")
