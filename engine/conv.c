@@ -27,6 +27,7 @@
  */
 #include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -359,8 +360,19 @@ static void transposed_weight(const conv_geometry *g, const float *restrict w, f
 
 typedef enum { PASS_FORWARD, PASS_WEIGHT, PASS_INPUT_COL2IM, PASS_INPUT_DIRECT } conv_pass;
 
+/* Passes whose samples are independent (forward, dx) hand out chunks of samples from a shared
+ * counter instead of fixed halves: a part whose core is slower (another process there, its
+ * data in the other core's cache) takes fewer, and no part waits long for the other.  Which
+ * part computes a sample never changes its values. */
+typedef struct conv_queue {
+    atomic_llong next;      /* first sample not handed out */
+    int64_t batch, chunk;
+    int64_t in_size, out_size;   /* floats per sample of the part's x and out */
+} conv_queue;
+
 typedef struct conv_part {
     conv_pass pass;
+    conv_queue *queue;    /* or NULL: the part's own samples, as in g */
     conv_geometry g;      /* batch: this part's samples */
     const float *x;       /* this part's first input sample: x, or dy for PASS_INPUT_* */
     const float *dy;      /* PASS_WEIGHT: this part's first output gradient */
@@ -370,7 +382,7 @@ typedef struct conv_part {
     float *col;           /* its own columns */
 } conv_part;
 
-static void conv_part_run(conv_part *p)
+static void conv_part_run_samples(conv_part *p)
 {
     switch (p->pass) {
     case PASS_FORWARD: conv_forward(&p->g, p->x, p->w, p->bias, p->out, p->col); break;
@@ -378,6 +390,35 @@ static void conv_part_run(conv_part *p)
     case PASS_INPUT_COL2IM: conv_backward_input_col2im(&p->g, p->x, p->w, p->out, p->col); break;
     case PASS_INPUT_DIRECT: conv_direct_input(&p->g, p->x, p->w, p->out, p->col); break;
     }
+}
+
+static void conv_part_run(conv_part *p)
+{
+    conv_queue *q = p->queue;
+    if (!q) {
+        conv_part_run_samples(p);
+        return;
+    }
+    for (;;) {
+        int64_t b0 = atomic_fetch_add(&q->next, q->chunk);
+        if (b0 >= q->batch) break;
+        conv_part piece = *p;
+        piece.g.batch = q->batch - b0 < q->chunk ? q->batch - b0 : q->chunk;
+        piece.x = p->x + b0 * q->in_size;
+        piece.out = p->out + b0 * q->out_size;
+        conv_part_run_samples(&piece);
+    }
+}
+
+/* A queue over g's batch for `count` parts: chunks of a quarter of a part's share or more. */
+static void conv_queue_init(conv_queue *q, const conv_geometry *g, int count, int64_t in_size, int64_t out_size)
+{
+    atomic_init(&q->next, 0);
+    q->batch = g->batch;
+    q->chunk = g->batch / (4 * (int64_t)count);
+    if (q->chunk < 1) q->chunk = 1;
+    q->in_size = in_size;
+    q->out_size = out_size;
 }
 
 /* Workers for passes over g's batch: the thread count, bounded by the samples and the work. */
@@ -423,12 +464,15 @@ static gl_status conv_forward_parallel(const conv_geometry *g, const float *x, c
         w = packed;
     }
     conv_part parts[GL_PARALLEL_MAX];
+    conv_queue queue;
+    conv_queue_init(&queue, g, count, g->cin * g->h * g->w, g->cout * g->p);
     for (int i = 0; i < count; i++) {
-        int64_t b0 = conv_part_init(&parts[i], PASS_FORWARD, g, i, count, part_col(col, i, col_floats));
-        parts[i].x = x + b0 * g->cin * g->h * g->w;
+        conv_part_init(&parts[i], PASS_FORWARD, g, i, count, part_col(col, i, col_floats));
+        parts[i].queue = count > 1 ? &queue : NULL;
+        parts[i].x = x;
         parts[i].w = w;
         parts[i].bias = bias;
-        parts[i].out = y + b0 * g->cout * g->p;
+        parts[i].out = y;
     }
     conv_run(parts, count);
     free(packed);
@@ -545,12 +589,15 @@ static gl_status conv2d_backward(gl_node *node, gl_tensor *grad, gl_tensor **gra
         } else if (want_x) {
             float *dx = gl_tensor_data(grads[0]);
             if (g.direct) conv_direct_pack_weight_input(&g, wv, wt);
+            conv_queue queue;
+            conv_queue_init(&queue, &g, count, out_size, in_size);
             for (int i = 0; i < count; i++) {
-                int64_t b0 = conv_part_init(&parts[i], g.direct ? PASS_INPUT_DIRECT : PASS_INPUT_COL2IM, &g, i, count,
-                                            part_col(col, i, floats));
-                parts[i].x = dy + b0 * out_size;
+                conv_part_init(&parts[i], g.direct ? PASS_INPUT_DIRECT : PASS_INPUT_COL2IM, &g, i, count,
+                               part_col(col, i, floats));
+                parts[i].queue = count > 1 ? &queue : NULL;
+                parts[i].x = dy;
                 parts[i].w = g.direct ? wt : wv;
-                parts[i].out = dx + b0 * in_size;
+                parts[i].out = dx;
             }
             conv_run(parts, count);
         }
