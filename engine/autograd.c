@@ -349,6 +349,10 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
             gl_stats_scan(g, n->watch_what, -INFINITY, INFINITY, &n->watch_stats);
             n->watch_seen = true;
         }
+        /* g is not read below: drop the node's hold on it now, so that the last input it goes
+         * to may take it instead of a copy (an add passes g itself to both inputs). */
+        gl_tensor_release(n->grad);
+        n->grad = NULL;
         for (int i = 0; i < n->ninputs; i++) {
             gl_tensor *gi = grads[i];
             if (!gi) continue;
@@ -371,8 +375,6 @@ static gl_status run_backward(gl_node *root_node, gl_tensor *seed, bool retain_g
             gl_tensor_release(gi);
         }
         if (grads != grads_local) free(grads);
-        gl_tensor_release(n->grad);
-        n->grad = NULL;
         if (!retain_graph) {
             for (int i = 0; i < n->nsaved; i++) gl_tensor_release(n->saved[i]);
             n->nsaved = 0;
