@@ -288,13 +288,23 @@ TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float
         const float *xc = in, *wc = wt + tc->tap[t].w;
         __mmask16 m0 = m[0], m1 = m[1], m2 = m[2];
         int64_t o0 = o[0], o1 = o[1], o2 = o[2];
+        if (padded) {   /* zeros around the image: no masks (they take an FMA port), three pointers */
+            const float *x0 = in + o0, *x1 = in + o1, *x2 = in + o2, *end = wc + tc->cin * pad;
+            for (; wc < end; x0 += chan, x1 += chan, x2 += chan, wc += pad) {
+                __m512 v0 = _mm512_loadu_ps(x0), v1 = _mm512_loadu_ps(x1), v2 = _mm512_loadu_ps(x2);
+                _Pragma("GCC unroll 16")
+                for (int c = 0; c < ROWS; c++) {
+                    __m512 k = _mm512_set1_ps(wc[c]);
+                    acc[c][0] = _mm512_fmadd_ps(k, v0, acc[c][0]);
+                    acc[c][1] = _mm512_fmadd_ps(k, v1, acc[c][1]);
+                    acc[c][2] = _mm512_fmadd_ps(k, v2, acc[c][2]);
+                }
+            }
+            continue;
+        }
         for (int64_t ci = 0; ci < tc->cin; ci++, xc += chan, wc += pad) {
             __m512 v[SEGS];
-            if (padded) {   /* zeros around the image: no masks (they take an FMA port) */
-                v[0] = _mm512_loadu_ps(shifted(xc, o0));
-                v[1] = _mm512_loadu_ps(shifted(xc, o1));
-                v[2] = _mm512_loadu_ps(shifted(xc, o2));
-            } else {
+            {
                 v[0] = _mm512_maskz_loadu_ps(m0, shifted(xc, o0));
                 v[1] = _mm512_maskz_loadu_ps(m1, shifted(xc, o1));
                 v[2] = _mm512_maskz_loadu_ps(m2, shifted(xc, o2));
