@@ -28,7 +28,12 @@ WARN        := -Wall -Wextra -Wno-unused-parameter
 # without it GCC will not turn `c ? a : b * a` into a vector blend.
 # -fopenmp-simd: `#pragma omp simd` marks reductions the compiler may vectorize
 # (no OpenMP runtime is linked).
-CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fno-math-errno -fno-trapping-math -fopenmp-simd -D_GNU_SOURCE $(WARN) -Iengine -Iplots $(PKG_CFLAGS)
+# -mprefer-vector-width=512 (x86-64): the AVX-512 copies of the kernels
+# (target_clones) use whole 16-float registers; GCC's generic tuning stops at
+# 256 bits.  Baseline and AVX2 code is unchanged.  tanh on 2048 floats: 4.6 ->
+# 3.0 us here.
+VECTOR_WIDTH := $(if $(filter x86_64,$(shell uname -m)),-mprefer-vector-width=512)
+CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fno-math-errno -fno-trapping-math -fopenmp-simd $(VECTOR_WIDTH) -D_GNU_SOURCE $(WARN) -Iengine -Iplots $(PKG_CFLAGS)
 SANITIZE    ?=
 CFLAGS_ALL   = $(CFLAGS_BASE) $(SANITIZE) $(EXTRA_CFLAGS)
 LDFLAGS_ALL  = $(SANITIZE) $(EXTRA_LDFLAGS)

@@ -64,15 +64,17 @@ return function(gl)
   -- filled in on first access.  The last record may still change (the update
   -- ratio of the step that follows it, a clip): its tables are rebuilt when
   -- the recorder's version moves; older records are final and kept.
+  -- Each record has its own small metatable holding its index, so making one
+  -- (every mon:record returns one) touches no shared table: weak tables
+  -- indexed by records grew to the most records ever alive between two
+  -- collections and kept that size.
   local function record_meta(self)
-    local index = setmetatable({}, { __mode = "k" })   -- record -> its 1-based index
     local open = setmetatable({}, { __mode = "k" })    -- last record -> {version, params, modules}
     local recorder = self._rec
-    local meta = {}
-    meta.__index = function(rec, key)
+    local function lookup(rec, key)
       local kind = key == "params" and "param" or key == "modules" and "module" or nil
       if not kind and key ~= "clip" then return nil end
-      local i = index[rec]
+      local i = getmetatable(rec).index
       if key == "clip" then
         local _, _, pre, post = recorder:info(i)
         local clip = pre and { pre = pre, post = post, clipped = post < pre } or nil
@@ -98,18 +100,18 @@ return function(gl)
       end
       return t
     end
-    self._record_index = index
-    return meta
+    return function(i) return { __index = lookup, index = i } end
   end
 
-  local function record_object(self, i, step, loss)
+  -- Record i; those read through mon.records are cached (the same object on
+  -- every read while someone holds it), the one mon:record returns is not.
+  local function record_object(self, i, step, loss, uncached)
     local cache = self._record_cache
-    local rec = cache[i]
+    local rec = not uncached and cache[i]
     if rec then return rec end
     if step == nil then step, loss = self._rec:info(i) end
-    rec = setmetatable({ step = step, loss = loss }, self._record_meta)
-    cache[i] = rec
-    self._record_index[rec] = i
+    rec = setmetatable({ step = step, loss = loss }, self._record_meta(i))
+    if not uncached then cache[i] = rec end
     return rec
   end
 
@@ -236,7 +238,7 @@ return function(gl)
                                     direction = w.direction }
       end
     end
-    return record_object(self, index, step, loss)
+    return record_object(self, index, step, loss, true)
   end
 
   -- Called by optim.clip_grad_norm with the parameters it clipped.
