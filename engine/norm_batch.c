@@ -22,6 +22,7 @@
  * reproduce.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,10 +348,30 @@ static int bn_parts(bn_layout l)
                              l.channels);
 }
 
-static void channel_range(bn_layout l, int part, int parts, int64_t *c0, int64_t *c1)
+/* Parts take channels from a shared counter, a few at a time, instead of fixed ranges: a part
+ * on a slower core (another process there) takes fewer and the other does not wait for it.
+ * Each channel's values do not depend on which part computes it.  (B, F) inputs, where a
+ * range is a strip of every row, go in one range per part. */
+typedef struct bn_queue {
+    atomic_llong next;
+    int64_t chunk, channels;
+} bn_queue;
+
+static void bn_queue_init(bn_queue *q, bn_layout l, int parts)
 {
-    *c0 = l.channels * part / parts;
-    *c1 = l.channels * (part + 1) / parts;
+    atomic_init(&q->next, 0);
+    q->channels = l.channels;
+    q->chunk = l.inner > 1 ? l.channels / (4 * (int64_t)parts) : (l.channels + parts - 1) / parts;
+    if (q->chunk < 1) q->chunk = 1;
+}
+
+static bool bn_claim(bn_queue *q, int64_t *c0, int64_t *c1)
+{
+    int64_t c = atomic_fetch_add(&q->next, q->chunk);
+    if (c >= q->channels) return false;
+    *c0 = c;
+    *c1 = c + q->chunk < q->channels ? c + q->chunk : q->channels;
+    return true;
 }
 
 /* The whole forward of a range of channels: statistics (train), then the per-channel
@@ -358,6 +379,7 @@ static void channel_range(bn_layout l, int part, int parts, int64_t *c0, int64_t
 typedef struct bn_forward_job {
     bn_layout l;
     int parts;
+    bn_queue *queue;
     bool training, has_bias;
     double eps;
     const float *x, *w;                       /* w may be NULL */
@@ -369,22 +391,25 @@ typedef struct bn_forward_job {
 static void bn_forward_part(void *arg, int part)
 {
     const bn_forward_job *j = arg;
+    (void)part;
     int64_t c0, c1;
-    channel_range(j->l, part, j->parts, &c0, &c1);
-    if (j->training) bn_statistics(j->l, c0, c1, j->x, j->mean, j->var);
-    for (int64_t c = c0; c < c1; c++) {
-        j->mean_f[c] = (float)j->mean[c];
-        j->rstd_f[c] = (float)(1.0 / sqrt(j->var[c] + j->eps));
-        j->scale[c] = j->rstd_f[c] * (j->w ? j->w[c] : 1.0f);
-        if (!j->has_bias) j->shift[c] = 0.0f;
+    while (bn_claim(j->queue, &c0, &c1)) {
+        if (j->training) bn_statistics(j->l, c0, c1, j->x, j->mean, j->var);
+        for (int64_t c = c0; c < c1; c++) {
+            j->mean_f[c] = (float)j->mean[c];
+            j->rstd_f[c] = (float)(1.0 / sqrt(j->var[c] + j->eps));
+            j->scale[c] = j->rstd_f[c] * (j->w ? j->w[c] : 1.0f);
+            if (!j->has_bias) j->shift[c] = 0.0f;
+        }
+        bn_forward(j->l, c0, c1, j->x, j->mean_f, j->scale, j->shift, j->y);
     }
-    bn_forward(j->l, c0, c1, j->x, j->mean_f, j->scale, j->shift, j->y);
 }
 
 /* The backward of a range of channels: the gradient sums, then dx (when wanted). */
 typedef struct bn_backward_job {
     bn_layout l;
     int parts;
+    bn_queue *queue;
     bool training, sums, want_x;
     const float *g, *x, *mean, *rstd, *w;     /* w may be NULL */
     double *sum_g, *sum_gx;
@@ -394,17 +419,19 @@ typedef struct bn_backward_job {
 static void bn_backward_part(void *arg, int part)
 {
     const bn_backward_job *j = arg;
+    (void)part;
     int64_t c0, c1;
-    channel_range(j->l, part, j->parts, &c0, &c1);
-    if (j->sums) bn_gradient_sums(j->l, c0, c1, j->g, j->x, j->mean, j->rstd, j->sum_g, j->sum_gx);
-    if (!j->want_x) return;
     double count = (double)(j->l.outer * j->l.inner);
-    for (int64_t c = c0; c < c1; c++) {
-        j->k[c] = (j->w ? j->w[c] : 1.0f) * j->rstd[c];
-        j->a[c] = j->training ? (float)(j->sum_g[c] / count) : 0.0f;
-        j->q[c] = j->training ? (float)(j->rstd[c] * j->sum_gx[c] / count) : 0.0f;
+    while (bn_claim(j->queue, &c0, &c1)) {
+        if (j->sums) bn_gradient_sums(j->l, c0, c1, j->g, j->x, j->mean, j->rstd, j->sum_g, j->sum_gx);
+        if (!j->want_x) continue;
+        for (int64_t c = c0; c < c1; c++) {
+            j->k[c] = (j->w ? j->w[c] : 1.0f) * j->rstd[c];
+            j->a[c] = j->training ? (float)(j->sum_g[c] / count) : 0.0f;
+            j->q[c] = j->training ? (float)(j->rstd[c] * j->sum_gx[c] / count) : 0.0f;
+        }
+        bn_backward_input(j->l, c0, c1, j->g, j->x, j->mean, j->k, j->a, j->q, j->dx);
     }
-    bn_backward_input(j->l, c0, c1, j->g, j->x, j->mean, j->k, j->a, j->q, j->dx);
 }
 
 /* --------------------------------------------------------------- autograd */
@@ -440,10 +467,12 @@ static gl_status batch_norm_backward(gl_node *node, gl_tensor *g, gl_tensor **gr
 
     if (want_x) status = gl_tensor_empty(x->ndim, x->shape, &grads[0], err);
     if (!status) {
-        bn_backward_job job = {.l = l, .parts = bn_parts(l), .training = training,
+        bn_queue queue;
+        bn_backward_job job = {.l = l, .parts = bn_parts(l), .queue = &queue, .training = training,
                                .sums = training || want_w || want_b, .want_x = want_x, .g = gv, .x = xv,
                                .mean = mean, .rstd = rstd, .w = w, .sum_g = sum_g, .sum_gx = sum_gx,
                                .k = k, .a = a, .q = q, .dx = want_x ? gl_tensor_data(grads[0]) : NULL};
+        bn_queue_init(&queue, l, job.parts);
         gl_parallel_run(job.parts, bn_backward_part, &job);
     }
     if (!status && want_w) {
@@ -558,11 +587,13 @@ gl_status gl_batch_norm(const gl_tensor *x, gl_tensor *running_mean, gl_tensor *
             for (int64_t c = 0; c < C; c++) var[c] = buffer[c];
         }
         if (bias) vector_read(bias, shift);
-        bn_forward_job job = {.l = l, .parts = bn_parts(l), .training = training, .has_bias = bias != NULL,
+        bn_queue queue;
+        bn_forward_job job = {.l = l, .parts = bn_parts(l), .queue = &queue, .training = training, .has_bias = bias != NULL,
                               .eps = eps, .x = gl_tensor_data(dense),
                               .w = dense_w ? gl_tensor_data(dense_w) : NULL, .mean = mean, .var = var,
                               .mean_f = gl_tensor_data(mean_t), .rstd_f = gl_tensor_data(rstd_t),
                               .scale = scale, .shift = shift, .y = gl_tensor_data(*out)};
+        bn_queue_init(&queue, l, job.parts);
         gl_parallel_run(job.parts, bn_forward_part, &job);
     }
     if (!status) {

@@ -7,6 +7,7 @@
  * compiler vectorizes.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "autograd.h"
@@ -148,6 +149,8 @@ typedef struct binary_job {
     int64_t n, so, sa, sb;
     float *o;
     const float *a, *b;
+    atomic_llong next;   /* slices are handed out from here: a slower core takes fewer */
+    int64_t slice;
 } binary_job;
 
 /* Whether a run of n floats at p with stride s and one at o (stride so) are the same run or
@@ -164,9 +167,15 @@ static bool runs_separate(const float *o, int64_t so, const float *p, int64_t s,
 
 static void binary_part(void *arg, int part)
 {
-    const binary_job *j = arg;
-    int64_t lo = j->n * part / j->parts, hi = j->n * (part + 1) / j->parts;
-    binary_row(j->op, j->alpha, hi - lo, j->o + lo * j->so, j->so, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb);
+    binary_job *j = arg;
+    (void)part;
+    for (;;) {
+        int64_t lo = atomic_fetch_add(&j->next, j->slice);
+        if (lo >= j->n) break;
+        int64_t hi = lo + j->slice < j->n ? lo + j->slice : j->n;
+        binary_row(j->op, j->alpha, hi - lo, j->o + lo * j->so, j->so, j->a + lo * j->sa, j->sa, j->b + lo * j->sb,
+                   j->sb);
+    }
 }
 
 /* Runs `op` over three views of one shape: out[i] = a[i] op b[i].  `a` and `b`
@@ -184,8 +193,10 @@ static void binary_drive(int op, float alpha, int ndim, const int64_t *shape, fl
     int64_t inner = cshape[n - 1];
     if (n == 1) {
         binary_job job = {op, gl_parallel_parts((double)inner, BINARY_MIN_PER_PART, inner), alpha, inner,
-                          cstride[0][0], cstride[1][0], cstride[2][0], out, a, b};
+                          cstride[0][0], cstride[1][0], cstride[2][0], out, a, b, 0, 0};
         if (job.parts > 1 && runs_separate(out, job.so, a, job.sa, inner) && runs_separate(out, job.so, b, job.sb, inner)) {
+            atomic_init(&job.next, 0);
+            job.slice = (inner / (4 * (int64_t)job.parts) + 15) / 16 * 16;   /* whole vectors */
             gl_parallel_run(job.parts, binary_part, &job);
             return;
         }
