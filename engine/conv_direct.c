@@ -273,7 +273,8 @@ typedef struct tap_conv {
  * segment, the offset in an input channel and the lanes to load. */
 TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float *wt, const int64_t *off,
                                 const __mmask16 *mask, float *out, const int64_t *out_off,
-                                const __mmask16 *out_mask, int64_t rows, const float *bias, const bool padded)
+                                const __mmask16 *out_mask, int64_t rows, const float *bias, const bool padded,
+                                const int S)
 {
     int64_t p = tc->oh * tc->ow, pad = tc->pad, chan = tc->chan;
     __m512 acc[ROWS][SEGS];
@@ -290,14 +291,16 @@ TARGET INLINE void forward_tile(const tap_conv *tc, const float *in, const float
         int64_t o0 = o[0], o1 = o[1], o2 = o[2];
         if (padded) {   /* zeros around the image: no masks (they take an FMA port), three pointers */
             const float *x0 = in + o0, *x1 = in + o1, *x2 = in + o2, *end = wc + tc->cin * pad;
+            /* S < SEGS: the last tile of a pass, its other segments empty (not computed). */
             for (; wc < end; x0 += chan, x1 += chan, x2 += chan, wc += pad) {
-                __m512 v0 = _mm512_loadu_ps(x0), v1 = _mm512_loadu_ps(x1), v2 = _mm512_loadu_ps(x2);
+                __m512 v0 = _mm512_loadu_ps(x0);
+                __m512 v1 = S > 1 ? _mm512_loadu_ps(x1) : v0, v2 = S > 2 ? _mm512_loadu_ps(x2) : v0;
                 _Pragma("GCC unroll 16")
                 for (int c = 0; c < ROWS; c++) {
                     __m512 k = _mm512_set1_ps(wc[c]);
                     acc[c][0] = _mm512_fmadd_ps(k, v0, acc[c][0]);
-                    acc[c][1] = _mm512_fmadd_ps(k, v1, acc[c][1]);
-                    acc[c][2] = _mm512_fmadd_ps(k, v2, acc[c][2]);
+                    if (S > 1) acc[c][1] = _mm512_fmadd_ps(k, v1, acc[c][1]);
+                    if (S > 2) acc[c][2] = _mm512_fmadd_ps(k, v2, acc[c][2]);
                 }
             }
             continue;
@@ -364,13 +367,19 @@ TARGET static void tap_conv_run(const tap_conv *tc, const float *in, const float
                     off[t * SEGS + s] = mask[t * SEGS + s] ? tp->base + ih * tc->row + iw0 : 0;
             }
         }
-        for (int64_t co0 = 0; co0 < tc->cout; co0 += ROWS)
-            if (tc->top >= 0)
-                forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
-                             tc->cout - co0, bias ? bias + co0 : NULL, true);
+        int64_t active = tiles - t0 < SEGS ? tiles - t0 : SEGS;
+        for (int64_t co0 = 0; co0 < tc->cout; co0 += ROWS) {
+            float *o = out + co0 * tc->oh * tc->ow;
+            const float *b = bias ? bias + co0 : NULL;
+            if (tc->top < 0)
+                forward_tile(tc, in, wp + co0, off, mask, o, out_off, out_mask, tc->cout - co0, b, false, SEGS);
+            else if (active == 3)
+                forward_tile(tc, in, wp + co0, off, mask, o, out_off, out_mask, tc->cout - co0, b, true, 3);
+            else if (active == 2)
+                forward_tile(tc, in, wp + co0, off, mask, o, out_off, out_mask, tc->cout - co0, b, true, 2);
             else
-                forward_tile(tc, in, wp + co0, off, mask, out + co0 * tc->oh * tc->ow, out_off, out_mask,
-                             tc->cout - co0, bias ? bias + co0 : NULL, false);
+                forward_tile(tc, in, wp + co0, off, mask, o, out_off, out_mask, tc->cout - co0, b, true, 1);
+        }
     }
 }
 
