@@ -17,11 +17,12 @@
  * im2col.  Backward rebuilds the columns instead of saving them: they are
  * kh kw times the input, and rebuilding costs a fraction of the products.
  * Where the CPU has AVX-512 (g->direct), the forward, dW and dx go to
- * conv_direct.c instead, which reads x in place (or, at a horizontal stride
- * above 1, a copy with its columns split by phase): with 16-32 channels, the
- * copies of im2col and of OpenBLAS's packing cost more than the products (2x
- * per layer).  dx at stride 1 is a forward as below; otherwise the direct
- * kernels take it phase by phase of dx instead of col2im.
+ * conv_direct.c instead, which reads one zero-padded copy of x per sample (its
+ * columns split by phase at a horizontal stride above 1) instead of kh kw
+ * copies: with 16-32 channels, the copies of im2col and of OpenBLAS's packing
+ * cost more than the products (2x per layer).  dx at stride 1 is a forward as
+ * below; otherwise the direct kernels take it phase by phase of dx instead of
+ * col2im.
  * gl_conv2d_reference, the naive loop summing in double, is the oracle the
  * specs compare with.
  */
