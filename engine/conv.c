@@ -226,10 +226,10 @@ static void col2im(const conv_geometry *g, const float *restrict col, int64_t oh
 /* y (B, Cout, P) = conv(x) + b.  col: scratch of Cin kh kw x block columns (unused when pointwise),
  * or conv_direct_scratch_floats when direct.  w: packed by conv_direct_pack_weight when direct. */
 static void conv_forward(const conv_geometry *g, const float *x, const float *w, const float *bias,
-                         float *y, float *col)
+                         float *y, float *col, const float *ahead)
 {
     if (g->direct) {
-        conv_direct_forward(g, x, w, bias, y, col);
+        conv_direct_forward(g, x, w, bias, y, col, ahead);
         return;
     }
     int64_t in_size = g->cin * g->h * g->w, out_size = g->cout * g->p;
@@ -381,12 +381,13 @@ typedef struct conv_part {
     float *out;           /* this part's first y or dx sample, or its own dW (PASS_WEIGHT) */
     double *db;           /* PASS_WEIGHT: its own bias sums, or NULL */
     float *col;           /* its own columns */
+    const float *ahead;   /* PASS_FORWARD: the sample of x after this part's, to prefetch, or NULL */
 } conv_part;
 
 static void conv_part_run_samples(conv_part *p)
 {
     switch (p->pass) {
-    case PASS_FORWARD: conv_forward(&p->g, p->x, p->w, p->bias, p->out, p->col); break;
+    case PASS_FORWARD: conv_forward(&p->g, p->x, p->w, p->bias, p->out, p->col, p->ahead); break;
     case PASS_WEIGHT: conv_backward_weight(&p->g, p->dy, p->x, p->out, p->db, p->col); break;
     case PASS_INPUT_COL2IM: conv_backward_input_col2im(&p->g, p->x, p->w, p->out, p->col); break;
     case PASS_INPUT_DIRECT: conv_direct_input(&p->g, p->x, p->w, p->out, p->col); break;
@@ -400,14 +401,18 @@ static void conv_part_run(conv_part *p)
         conv_part_run_samples(p);
         return;
     }
-    for (;;) {
-        int64_t b0 = atomic_fetch_add(&q->next, q->chunk);
-        if (b0 >= q->batch) break;
+    /* The next chunk is claimed before this one runs, so that its first sample can be fetched
+     * into cache meanwhile. */
+    int64_t b0 = atomic_fetch_add(&q->next, q->chunk);
+    while (b0 < q->batch) {
+        int64_t next = atomic_fetch_add(&q->next, q->chunk);
         conv_part piece = *p;
         piece.g.batch = q->batch - b0 < q->chunk ? q->batch - b0 : q->chunk;
         piece.x = p->x + b0 * q->in_size;
         piece.out = p->out + b0 * q->out_size;
+        piece.ahead = next < q->batch ? p->x + next * q->in_size : NULL;
         conv_part_run_samples(&piece);
+        b0 = next;
     }
 }
 

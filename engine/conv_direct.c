@@ -664,7 +664,7 @@ TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const 
 }
 
 void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y,
-                         float *scratch)
+                         float *scratch, const float *ahead)
 {
     if (g->batch == 0) return;   /* and no scratch */
     src_layout l = forward_layout(g);
@@ -673,7 +673,7 @@ void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp
     for (int64_t b = 0; b < g->batch; b++) {
         split_columns(g, &l, x + b * in_size, 1, scratch);
         forward_avx512(g, &l, scratch, 1, wp, bias, y + b * g->cout * g->p,
-                       b + 1 < g->batch ? x + (b + 1) * in_size : NULL, in_size);
+                       b + 1 < g->batch ? x + (b + 1) * in_size : ahead, in_size);
     }
 }
 
@@ -691,9 +691,9 @@ void conv_direct_input(const conv_geometry *g, const float *dy, const float *wp,
 #else
 
 void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias, float *y,
-                         float *scratch)
+                         float *scratch, const float *ahead)
 {
-    (void)g, (void)x, (void)wp, (void)bias, (void)y, (void)scratch;
+    (void)g, (void)x, (void)wp, (void)bias, (void)y, (void)scratch, (void)ahead;
 }
 
 void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw, float *scratch)

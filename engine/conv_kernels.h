@@ -40,9 +40,10 @@ void conv_direct_pack_weight_input(const conv_geometry *g, const float *w, float
  * a few samples of x; for the weight, also 16 partial sums per weight. */
 int64_t conv_direct_scratch_floats(const conv_geometry *g, bool weight);
 
-/* y (B, Cout, OH, OW) = conv(x) (+ bias, or NULL), from the packed weights. */
+/* y (B, Cout, OH, OW) = conv(x) (+ bias, or NULL), from the packed weights.  ahead:
+ * the sample of x to fetch into cache while the last one computes (the caller's next), or NULL. */
 void conv_direct_forward(const conv_geometry *g, const float *x, const float *wp, const float *bias,
-                         float *y, float *scratch);
+                         float *y, float *scratch, const float *ahead);
 
 /* dw (Cout, Cin/G, kh, kw) += sum over the batch of dy (*) x. */
 void conv_direct_weight(const conv_geometry *g, const float *dy, const float *x, float *dw, float *scratch);
