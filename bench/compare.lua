@@ -4,14 +4,20 @@
 -- (GRADLAB_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, torch.set_num_threads),
 -- and prints one table.  Figures are medians over >= 30 steps after warm-up.
 --
---   build/gradlab bench/compare.lua [--quick] [--cases abcdef]
+-- Each side of each case runs --rounds times (default 3, 1 with --quick),
+-- alternating gradlab and PyTorch, and the median of the rounds is shown: on a
+-- shared machine one run of either side can be 2x off.
+--
+--   build/gradlab bench/compare.lua [--quick] [--cases abcdefg] [--rounds N]
 local gl = require "gradlab"
 
-local quick, only = false, "abcdefg"
+local quick, only, rounds = false, "abcdefg", nil
 for i = 1, #arg do
   if arg[i] == "--quick" then quick = true end
   if arg[i] == "--cases" then only = arg[i + 1] or only end
+  if arg[i] == "--rounds" then rounds = tonumber(arg[i + 1]) end
 end
+rounds = math.max(1, math.floor(rounds or (quick and 1 or 3)))
 local threads = tonumber(os.getenv("GRADLAB_THREADS") or "2")
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "bench"
 local root = here .. "/.."
@@ -30,16 +36,26 @@ local function run(command)
   return { ms = tonumber(ms), flops = tonumber(flops), rss = tonumber(rss), core = output:match("core=(%S+)") }
 end
 
+-- The run with the median time of a list of runs (nil for none).
+local function median_run(list)
+  if #list == 0 then return nil end
+  table.sort(list, function(x, y) return x.ms < y.ms end)
+  return list[(#list + 1) // 2]
+end
+
 local has_torch = os.execute(python .. " -c 'import torch' 2>/dev/null") == true
 
--- The ceiling: raw cblas_sgemm on case (a)'s largest product, in this run.
-local ceiling
-do
+-- The ceiling: raw cblas_sgemm on case (a)'s largest product, in this run:
+-- measured once here and, with case (a), right before each of its rounds
+-- (the median of those is used: the same conditions as the case).
+local function measure_ceiling()
   local pipe = io.popen(env .. ceiling_program .. (quick and " 8 64 32 3" or " 128 1024 1024 30") .. " 2>&1")
   local output = pipe:read("a")
   pipe:close()
-  ceiling = tonumber(output:match("gflops=([%d%.]+)"))
+  return tonumber(output:match("gflops=([%d%.]+)"))
 end
+local ceiling = measure_ceiling()
+local ceilings = {}
 -- Which OpenBLAS kernels each side runs: gradlab replaces OpenBLAS's generic
 -- fallback on CPUs it does not know (engine/blas.c); PyTorch keeps it.
 local blas = gl.blas()
@@ -54,8 +70,19 @@ local targets = { a = 1.0, b = 0.3, d = 0.8, e = 1.0, f = 1.0 }
 local rows, results = {}, {}
 for _, case in ipairs{ "a", "b", "c", "d", "e", "f" } do
   if only:find(case, 1, true) then
-    local g, gerr = run(("%s %s/cases.lua %s%s"):format(program, here, case, flag))
-    local t = has_torch and run(("%s %s/torch_cases.py %s%s"):format(python, here, case, flag)) or nil
+    local gs, ts, gerr = {}, {}, nil
+    for _ = 1, rounds do
+      if case == "a" then ceilings[#ceilings + 1] = measure_ceiling() end
+      local g, err = run(("%s %s/cases.lua %s%s"):format(program, here, case, flag))
+      if g then gs[#gs + 1] = g else gerr = err end
+      local t = has_torch and run(("%s %s/torch_cases.py %s%s"):format(python, here, case, flag)) or nil
+      if t then ts[#ts + 1] = t end
+    end
+    local g, t = median_run(gs), median_run(ts)
+    if #ceilings > 0 then
+      table.sort(ceilings)
+      ceiling = ceilings[(#ceilings + 1) // 2]
+    end
     results[case] = { g = g, t = t }
     if t and t.core then torch_core = t.core end
     if not g then io.stderr:write(("case %s failed on the gradlab side:\n%s\n"):format(case, gerr)) end
@@ -78,7 +105,8 @@ local function f(v, format) return v and format:format(v) or "-" end
 print(("gradlab vs PyTorch%s — threads %d, OPENBLAS_CORETYPE=%s, raw sgemm ceiling %s GFLOP/s%s")
   :format(has_torch and "" or " (PyTorch not installed)", threads, os.getenv("OPENBLAS_CORETYPE") or "unset",
           f(ceiling, "%.1f"), quick and " — QUICK sizes, targets not meaningful" or ""))
-print(("OpenBLAS kernels: gradlab %s (chosen by %s), PyTorch %s"):format(blas.core, blas.chosen_by, torch_core))
+print(("OpenBLAS kernels: gradlab %s (chosen by %s), PyTorch %s; median of %d alternating round%s")
+  :format(blas.core, blas.chosen_by, torch_core, rounds, rounds == 1 and "" or "s"))
 print(("%-34s %12s %12s %8s %9s %8s  %s"):format("case", "gradlab ms", "PyTorch ms", "ratio", "GFLOP/s", "% ceil", "target"))
 for _, r in ipairs(rows) do
   print(("%-34s %12s %12s %8s %9s %8s  %s"):format(r[1], f(r[2], "%.3f"), f(r[3], "%.3f"), f(r[4], "%.2f"),
