@@ -170,7 +170,6 @@ static int l_adagrad(lua_State *L)
     return norms_finish(L, &request);
 }
 
-
 /* ------------------------------------------------------------ group step */
 
 typedef enum { KIND_SGD, KIND_ADAM, KIND_RMSPROP, KIND_ADAGRAD } optimizer_kind;
