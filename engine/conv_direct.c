@@ -529,8 +529,8 @@ TARGET INLINE void weight_rows(__m512 acc[WCO_MAX][WCI_MAX * WJ_MAX], const floa
  * but not kept. */
 TARGET INLINE void weight_block(const conv_geometry *g, const src_layout *l, const tap_column *cols,
                                 const float *dyb, const float *xb, int64_t nb, int64_t co0, int64_t nco,
-                                int64_t ci0, int64_t nci, int64_t i, int64_t j0, float *lanes, const int CO,
-                                const int CI, const int J)
+                                int64_t ci0, int64_t nci, int64_t i, int64_t j0, float *lanes, bool first_chunk,
+                                const int CO, const int CI, const int J)
 {
     int64_t taps = g->kh * g->kw, dy_sample = g->cout * g->p;
     __m512 acc[WCO_MAX][WCI_MAX * WJ_MAX];
@@ -540,7 +540,7 @@ TARGET INLINE void weight_block(const conv_geometry *g, const src_layout *l, con
         for (int k = 0; k < CI; k++)
             _Pragma("GCC unroll 32")
             for (int jj = 0; jj < J; jj++)
-                acc[c][k * J + jj] = c < nco && k < nci && j0 + jj < g->kw
+                acc[c][k * J + jj] = !first_chunk && c < nco && k < nci && j0 + jj < g->kw
                                          ? _mm512_loadu_ps(lanes + (((co0 + c) * g->cin_g + ci0 + k) * taps
                                                                     + i * g->kw + j0 + jj) * LANES)
                                          : _mm512_setzero_ps();
@@ -627,7 +627,7 @@ TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const 
     bool rows_of_three = g->kw % 3 == 0;
     int64_t chunk = weight_chunk(g), taps = g->kh * g->kw, n = g->cout * g->cin_g * taps;
     float *lanes = scratch, *split = scratch + n * LANES;
-    memset(lanes, 0, sizeof(float) * (size_t)(n * LANES));
+    /* lanes: set by the first chunk's blocks (each stores every lane it owns), no memset */
     memset(split, 0, sizeof(float) * (size_t)(chunk * l.sample));   /* the padding, once */
     for (int64_t b0 = 0; b0 < g->batch; b0 += chunk) {
         int64_t nb = g->batch - b0 < chunk ? g->batch - b0 : chunk;
@@ -653,10 +653,10 @@ TARGET static void weight_avx512(const conv_geometry *g, const float *dy, const 
                                              _MM_HINT_T1);
                             if (rows_of_three)
                                 weight_block(g, &l, cols, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0,
-                                             i, j0, dwg, WCO_MAX, 2, 3);
+                                             i, j0, dwg, b0 == 0, WCO_MAX, 2, 3);
                             else
                                 weight_block(g, &l, cols, dyb, xb, nb, co0, g->cout_g - co0, ci0, g->cin_g - ci0,
-                                             i, j0, dwg, WCO_MAX, 6, 1);
+                                             i, j0, dwg, b0 == 0, WCO_MAX, 6, 1);
                         }
         }
     }
