@@ -69,9 +69,19 @@ static inline __attribute__((always_inline)) void fold_block(float update, float
                                                               const float *new, int64_t n, norm_sums *sums)
 {
     /* Float squares lose values under ~1e-19 and overflow past ~1e19; 1e-28
-     * keeps what is lost under 1e-7 of the sum.  (A zero is recomputed too:
-     * it may be all underflow.) */
-    if (isfinite(update) && isfinite(weight) && update >= 1e-28f && weight >= 1e-28f) {
+     * keeps what is lost under 1e-7 of the sum.  Each sum that may have lost
+     * something is redone in double.  (A zero update is recomputed too: it
+     * may be all underflow; the common zero, no value moved at all, is told
+     * by a comparison pass, cheaper than the sum: a vanishing gradient leaves
+     * whole layers unchanged step after step.) */
+    bool update_ok = isfinite(update) && update >= 1e-28f, weight_ok = isfinite(weight) && weight >= 1e-28f;
+    if (!update_ok && update == 0) {
+        int moved = 0;
+#pragma omp simd reduction(| : moved)
+        for (int64_t k = 0; k < n; k++) moved |= new[k] != old[k];
+        update_ok = !moved;
+    }
+    if (update_ok && weight_ok) {
         sums->update_squares += update;
         sums->param_squares += weight;
         return;
@@ -83,8 +93,8 @@ static inline __attribute__((always_inline)) void fold_block(float update, float
         update_d += d * d;
         weight_d += o * o;
     }
-    sums->update_squares += update_d;
-    sums->param_squares += weight_d;
+    sums->update_squares += update_ok ? update : update_d;
+    sums->param_squares += weight_ok ? weight : weight_d;
 }
 
 /* The kernels below update elements [begin, end) and add the norms' squares
@@ -92,42 +102,95 @@ static inline __attribute__((always_inline)) void fold_block(float update, float
  * public functions check the arguments once, then run one range, or (without
  * norms, on big tensors) several ranges on the engine's threads: updates are
  * elementwise, so the split changes no value. */
-GL_MULTIVERSION static void sgd_range(float *restrict p, const float *restrict g, float *restrict b, int64_t step,
-                                      const gl_sgd_options *o, int64_t begin, int64_t end, norm_sums *sums)
+
+/* One SGD element: the new value of p (b updated in place when present).
+ * `decay` (weight decay or L1 present) is a constant in every caller: without
+ * decay terms the gradient is used as it is, as PyTorch skips them when they
+ * are zero (adding 0 * p would also turn an infinite weight into NaN). */
+static inline __attribute__((always_inline)) float sgd_element(float old, float grad, float *restrict b,
+                                                                const float lr, const float momentum,
+                                                                const float dampening, const float weight_decay,
+                                                                const float l1, const bool nesterov,
+                                                                const bool first, const bool decay)
+{
+    float d = decay ? grad + weight_decay * old + l1 * sign_of(old) : grad;
+    if (b) {
+        *b = first ? d : momentum * *b + (1.0f - dampening) * d;
+        d = nesterov ? d + momentum * *b : *b;
+    }
+    return old - lr * d;
+}
+
+/* SGD's loops; `norms`, `decay` and `has_b` are constants in every call below,
+ * so each copy keeps only its own work.  SGD has too little arithmetic to hide
+ * the latency of one vector of float sums: with norms, a block adds its
+ * squares in NORM_LANES independent lanes (summed in a fixed order, so the
+ * result does not depend on the instruction set's vector width). */
+enum { NORM_LANES = 64 };
+
+static inline __attribute__((always_inline)) void sgd_loops(float *restrict p, const float *restrict g,
+                                                             float *restrict b, int64_t step,
+                                                             const gl_sgd_options *o, int64_t begin, int64_t end,
+                                                             norm_sums *sums, const bool norms, const bool decay,
+                                                             const bool has_b)
 {
     /* Hyper-parameters in locals: the compiler cannot prove the float stores
      * below leave *o alone, and would reload them every element. */
     const float lr = o->lr, momentum = o->momentum, dampening = o->dampening;
     const float weight_decay = o->weight_decay, l1 = o->l1;
-    const bool nesterov = o->nesterov, first = step == 1, norms = sums != NULL;
+    const bool nesterov = o->nesterov, first = step == 1;
+#define SGD_ELEMENT(i) \
+    sgd_element(p[i], g[i], has_b ? b + (i) : NULL, lr, momentum, dampening, weight_decay, l1, nesterov, first, decay)
+    if (!norms) {
+        #pragma omp simd
+        for (int64_t i = begin; i < end; i++) p[i] = SGD_ELEMENT(i);
+        return;
+    }
     float saved[NORM_BLOCK];
-    if (!b) {
-        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
-            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
-            float block_update = 0, block_param = 0;
-            #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < stop; i++) {
-                float old = p[i];
-                p[i] = old - lr * (g[i] + weight_decay * old + l1 * sign_of(old));
-                NOTE_NORMS(old, p[i]);
+    for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+        int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end, i = start;
+        float update_lanes[NORM_LANES] = {0}, param_lanes[NORM_LANES] = {0};
+        for (; stop - i >= NORM_LANES; i += NORM_LANES) {
+            for (int j = 0; j < NORM_LANES; j++) {
+                float old = p[i + j], new = SGD_ELEMENT(i + j), delta = new - old;
+                p[i + j] = new;
+                saved[i + j - start] = old;
+                update_lanes[j] += delta * delta;
+                param_lanes[j] += old * old;
             }
-            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
         }
+        for (int j = 0; i < stop; i++, j++) {
+            float old = p[i], new = SGD_ELEMENT(i), delta = new - old;
+            p[i] = new;
+            saved[i - start] = old;
+            update_lanes[j] += delta * delta;
+            param_lanes[j] += old * old;
+        }
+        /* In halves, as a tree: the same order on every instruction set. */
+        for (int half = NORM_LANES / 2; half > 0; half /= 2)
+            for (int j = 0; j < half; j++) {
+                update_lanes[j] += update_lanes[j + half];
+                param_lanes[j] += param_lanes[j + half];
+            }
+        fold_block(update_lanes[0], param_lanes[0], saved, p + start, stop - start, sums);
+    }
+#undef SGD_ELEMENT
+}
+
+GL_MULTIVERSION static void sgd_range(float *restrict p, const float *restrict g, float *restrict b, int64_t step,
+                                      const gl_sgd_options *o, int64_t begin, int64_t end, norm_sums *sums)
+{
+    bool decay = o->weight_decay != 0 || o->l1 != 0;
+    /* Momentum and norms are what SGD is used with; decay terms run the general copies. */
+    if (decay) {
+        if (sums) sgd_loops(p, g, b, step, o, begin, end, sums, true, true, b != NULL);
+        else sgd_loops(p, g, b, step, o, begin, end, NULL, false, true, b != NULL);
+    } else if (b) {
+        if (sums) sgd_loops(p, g, b, step, o, begin, end, sums, true, false, true);
+        else sgd_loops(p, g, b, step, o, begin, end, NULL, false, false, true);
     } else {
-        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
-            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
-            float block_update = 0, block_param = 0;
-            #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < stop; i++) {
-                float old = p[i];
-                float d = g[i] + weight_decay * old + l1 * sign_of(old);
-                b[i] = first ? d : momentum * b[i] + (1.0f - dampening) * d;
-                d = nesterov ? d + momentum * b[i] : b[i];
-                p[i] = old - lr * d;
-                NOTE_NORMS(old, p[i]);
-            }
-            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
-        }
+        if (sums) sgd_loops(p, g, b, step, o, begin, end, sums, true, false, false);
+        else sgd_loops(p, g, b, step, o, begin, end, NULL, false, false, false);
     }
 }
 

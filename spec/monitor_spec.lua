@@ -454,6 +454,44 @@ describe("statistics kernels", function()
     assert.near((p - before):norm():item(), update, 1e-5 * update)
     assert.near(before:norm():item(), weight, 1e-5 * weight)
   end)
+
+  it("take SGD's update norms in lanes at every length, with and without momentum and decay", function()
+    -- SGD's kernel adds the squares in 64 lanes per 1024-element block; a
+    -- ragged tail, momentum, and decay terms each take their own loop.
+    gl.manual_seed(23)
+    local groups = {{lr = 0.01}, {lr = 0.01, momentum = 0.9}, {lr = 0.01, weight_decay = 0.1},
+                    {lr = 0.01, momentum = 0.9, nesterov = true, l1 = 0.01}}
+    for _, n in ipairs{1, 63, 64, 65, 1023, 1024, 1025, 4133} do
+      for _, group in ipairs(groups) do
+        local p, g = gl.randn{n}, gl.randn{n}
+        local b = group.momentum and gl.randn{n} or nil
+        local before, q, c = p:clone(), p:clone(), b and b:clone()
+        local update, weight = gl._optim_sgd(p, g, b, 2, group, true)
+        local delta = (p - before):norm():item()
+        assert.near(delta, update, 1e-5 * delta)
+        assert.near(before:norm():item(), weight, 1e-5 * weight)
+        -- the same values, bit for bit, as the kernel without norms
+        assert.is_nil(gl._optim_sgd(q, g, c, 2, group))
+        assert.equal(0, (p - q):abs():max():item())
+        if b then assert.equal(0, (b - c):abs():max():item()) end
+      end
+    end
+  end)
+
+  it("give zero update norms when nothing moved, and tiny ones when a single value did", function()
+    -- A vanishing gradient leaves whole blocks unchanged: exactly 0.  A block
+    -- whose float squares underflow but where a value moved is summed in double.
+    local p, g = gl.full({2500}, 1.0), gl.full({2500}, 1e-23)
+    local update = gl._optim_sgd(p, g, nil, 1, {lr = 0.01}, true)
+    assert.equal(0, update)
+    assert.equal(1.0, p:max():item())
+    p = gl.full({2500}, 1.0)
+    p:narrow(1, 1800, 1):fill(1e-24)   -- this one moves by 1e-25; its square underflows in float
+    local before = p:clone()
+    update = gl._optim_sgd(p, g, nil, 1, {lr = 0.01}, true)
+    assert.near(1e-25, update, 1e-6 * 1e-25)
+    assert.near((p - before):norm():item(), update, 1e-6 * update)
+  end)
 end)
 
 describe("the backward signal taken inside backward kernels", function()
