@@ -39,6 +39,9 @@ int l_shape_check(lua_State *L, int index, const char *function, int64_t *shape)
 /* The monitor recorder and parameter index of the parameter tap at `index`
  * (l_monitor.c), for the optimizers; false when it is not one. */
 bool l_monitor_param_tap(lua_State *L, int index, gl_monitor **monitor, int64_t *param);
+/* Hands the tensor at `output` (anything else is ignored) to every module tap
+ * in the table at `taps` (a non-table is ignored). */
+void l_monitor_observe_taps(lua_State *L, int taps, int output);
 
 /* Registration of each binding file's functions into the table at the stack top. */
 void l_tensor_register(lua_State *L);        /* first: creates the metatable */

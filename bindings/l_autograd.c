@@ -164,6 +164,15 @@ static int l_module_path(lua_State *L)
     return 1;
 }
 
+/* gl._module_done(previous, output, taps|nil): ends a module's forward: the
+ * path back to `previous`, and the output to the module's monitor taps. */
+static int l_module_done(lua_State *L)
+{
+    gl_set_module_path(luaL_optstring(L, 1, ""));
+    l_monitor_observe_taps(L, 3, 2);
+    return 0;
+}
+
 static const luaL_Reg module_functions[] = {
     {"param", l_param},
     {"no_grad", l_no_grad},
@@ -171,6 +180,7 @@ static const luaL_Reg module_functions[] = {
     {"is_grad_enabled", l_is_grad_enabled},
     {"detect_anomaly", l_detect_anomaly},
     {"_module_path", l_module_path},
+    {"_module_done", l_module_done},
     {NULL, NULL},
 };
 

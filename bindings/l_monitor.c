@@ -8,8 +8,10 @@
  *   recorder:record(step, loss|nil, every) → nil (skipped) | index, new warnings, loss
  *   queries: count, version, info, entries, series, row, steps, warnings, clips
  *
- * A module tap is registered as the module's forward hook: calling it hands
- * the output to the recorder (one C call, no table).  A parameter tap is what
+ * A module tap sits in its module's `_taps` list: Module.__call hands the
+ * output to every tap there in the C call that ends the module's forward
+ * (l_monitor_observe_taps), with no Lua call per tap.  Calling a tap as a
+ * function (tap(module, output)) does the same, for hooks written by hand.  A parameter tap is what
  * the optimizers pass their fused kernels, which write ‖Δp‖, ‖p‖ straight in.
  * Taps hold a reference to the recorder, so either may be collected first.
  */
@@ -20,6 +22,10 @@
 
 #define RECORDER_METATABLE "gradlab.MonitorRecorder"
 #define TAP_METATABLE "gradlab.MonitorTap"
+
+/* The taps' metatable is also kept under this key, so telling a tap costs a
+ * pointer lookup rather than a lookup by name. */
+static const char tap_key = 0;
 
 static const char *const param_fields[] = {"grad_norm", "grad_mean", "grad_max", "update_ratio", NULL};
 static const char *const module_fields[] = {"act_mean", "act_std", "act_zero_frac", "act_sat_frac",
@@ -169,14 +175,43 @@ static int l_recorder_add_module(lua_State *L)
     return 1;
 }
 
-/* tap(module, output, inputs...): a module tap as a forward hook. */
+/* The tap at `index`, or NULL when the value there is not one. */
+static tap *tap_test(lua_State *L, int index)
+{
+    tap *t = lua_touserdata(L, index);
+    if (!t || !lua_getmetatable(L, index)) return NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tap_key);
+    bool is_tap = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return is_tap ? t : NULL;
+}
+
+static void tap_observe(const tap *t, gl_tensor *out)
+{
+    if (t->monitor && t->module) gl_monitor_observe(t->monitor, t->index, out);
+}
+
+/* tap(module, output, inputs...): a module tap called as a forward hook. */
 static int l_tap_call(lua_State *L)
 {
     tap *t = lua_touserdata(L, 1);   /* only reachable through this metatable (__metatable is locked) */
-    if (!t || !t->monitor || !t->module) return 0;
     gl_tensor *out = l_tensor_test(L, 3);
-    if (out) gl_monitor_observe(t->monitor, t->index, out);
+    if (t && out) tap_observe(t, out);
     return 0;
+}
+
+void l_monitor_observe_taps(lua_State *L, int taps, int output)
+{
+    if (lua_type(L, taps) != LUA_TTABLE) return;
+    gl_tensor *out = l_tensor_test(L, output);
+    if (!out) return;   /* a module that returns something else: nothing to observe */
+    lua_Unsigned n = lua_rawlen(L, taps);
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        lua_rawgeti(L, taps, (lua_Integer)i);
+        tap *t = tap_test(L, -1);
+        if (t) tap_observe(t, out);
+        lua_pop(L, 1);
+    }
 }
 
 static int l_tap_gc(lua_State *L)
@@ -189,7 +224,7 @@ static int l_tap_gc(lua_State *L)
 
 bool l_monitor_param_tap(lua_State *L, int index, gl_monitor **monitor, int64_t *param)
 {
-    tap *t = luaL_testudata(L, index, TAP_METATABLE);
+    tap *t = tap_test(L, index);
     if (!t || !t->monitor || t->module) return false;
     *monitor = t->monitor;
     *param = t->index;
@@ -525,7 +560,7 @@ void l_monitor_register(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tap_key);
 
     luaL_setfuncs(L, functions, 0);
 }

@@ -303,9 +303,9 @@ describe("the recorder (values in C columns)", function()
     assert.is_nil(next(rec.modules))
     assert.is_not_nil(rec.params["1.weight"].grad_norm)
     local other = gl.monitor(model)
-    assert.equal(1, #model:get(1)._forward_hooks)
+    assert.equal(1, #model:get(1)._taps)   -- only the monitor watching activations taps modules
     other:remove()
-    assert.equal(0, #model:get(1)._forward_hooks)
+    assert.is_nil(model:get(1)._taps)
     model:zero_grad()
     model(gl.randn{3, 5}):sum():backward()
     assert.is_nil(next(other:record(2).modules))   -- still records parameters, no more modules
@@ -332,11 +332,48 @@ describe("the recorder (values in C columns)", function()
     assert.is_not_nil(mb2.records[3].params["1.weight"].update_ratio)
   end)
 
+  it("taps modules without forward hooks: user hooks run as before, and see what they saw", function()
+    -- Module.__call hands the output to the taps in the C call that ends
+    -- forward; the taps see the module's own output, before any hook.
+    local model = model_of(18)
+    local calls, seen = 0, nil
+    model:get(2):register_forward_hook(function(m, out, input)
+      calls = calls + 1
+      assert.equal(model:get(2), m)
+      assert.is_true(gl.is_tensor(input))
+      seen = out:clone()
+      return out * 0   -- replaces the output for the layers after it
+    end)
+    local mon = gl.monitor(model)
+    assert.is_nil(model:get(2)._forward_hooks[2])   -- the monitor added no hook
+    local x = gl.randn{4, 5}
+    model(x):sum():backward()
+    assert.equal(1, calls)
+    local rec = mon:record(1)
+    assert.near(seen:mean():item(), rec.modules["2"].act_mean, 1e-6)   -- tanh's output, not the zeros
+    -- the next layer got the zeros: its output is its bias
+    assert.near(model:get(3).bias:mean():item(), rec.modules["3"].act_mean, 1e-6)
+    -- a module whose forward returns no tensor is skipped, not an error
+    local Pair = nn.class("PairForTaps")
+    function Pair:init() self.inner = self:register_module("inner", nn.Linear(2, 2)) end
+    function Pair:forward(x) return {self.inner(x), x} end
+    local pair = Pair()
+    local pmon = gl.monitor(pair)
+    local out = pair(gl.randn{3, 2})
+    assert.equal(2, #out)
+    out[1]:sum():backward()
+    local prec = pmon:record(1)
+    assert.is_nil(prec.modules[""])
+    assert.is_not_nil(prec.modules["inner"].act_mean)
+    pmon:remove()
+    assert.is_nil(pair.inner._taps)
+  end)
+
   it("lets go of a monitor nobody holds, and of a model with its monitor", function()
     local model = model_of(16)
     do gl.monitor(model) end
     collectgarbage(); collectgarbage()
-    assert.equal(0, #(model:get(2)._forward_hooks or {}))   -- its taps came off with it
+    assert.is_nil(model:get(2)._taps)   -- its taps came off with it
     do
       local m = model_of(17)
       local mon = gl.monitor(m)

@@ -15,8 +15,8 @@
 -- (‖∂L/∂output‖, the backward signal, taken by the engine as backward passes:
 -- no hooks for the user to write).
 --
--- The work is C's (engine/monitor_record.c): each module carries a tap as its
--- forward hook, which hands the output to the recorder (statistics taken at
+-- The work is C's (engine/monitor_record.c): each module carries a tap in its
+-- `_taps` list, and the C call ending its forward hands the output to the recorder (statistics taken at
 -- once, backward asked for the signal's norm); record() is one C call over
 -- every parameter and module; the optimizers' kernels write the update ratio.
 -- Values live in C columns: `mon.records` builds a record's tables only when
@@ -136,14 +136,18 @@ return function(gl)
     })
   end
 
-  -- Taps in, taps out: forward hooks on the modules and the optimizers' listeners.
+  -- Taps in, taps out: each module's `_taps` list (Module.__call hands them
+  -- its output in one C call, nn.lua) and the optimizers' listeners.
   function Monitor:_attach()
     if self._attached or not self._rec then return end
     self._attached = true
     for i, entry in ipairs(self.params) do update_listeners[entry[2]] = self._param_taps[i] end
     if self.activations then
       for i, entry in ipairs(self.modules) do
-        self._hooks[#self._hooks + 1] = entry[2]:register_forward_hook(self._module_taps[i])
+        local m = entry[2]
+        local taps = rawget(m, "_taps")
+        if not taps then taps = {}; m._taps = taps end
+        taps[#taps + 1] = self._module_taps[i]
       end
     end
   end
@@ -151,8 +155,16 @@ return function(gl)
   function Monitor:_detach()
     if not self._attached then return end
     self._attached = false
-    for _, h in ipairs(self._hooks) do h.remove() end
-    self._hooks = {}
+    if self.activations then
+      for i, entry in ipairs(self.modules) do
+        local m, tap = entry[2], self._module_taps[i]
+        local taps = rawget(m, "_taps")
+        if taps then
+          for k = #taps, 1, -1 do if taps[k] == tap then table.remove(taps, k) end end
+          if #taps == 0 then m._taps = nil end
+        end
+      end
+    end
     for i, entry in ipairs(self.params) do
       if update_listeners[entry[2]] == self._param_taps[i] then update_listeners[entry[2]] = nil end
     end
@@ -175,7 +187,6 @@ return function(gl)
       params = {},          -- ordered {name, tensor}
       modules = {},         -- ordered {path, module, class}
       _warnings = {},
-      _hooks = {},
     }, Monitor)
     for _, entry in ipairs(model:named_parameters()) do
       self.params[#self.params + 1] = { entry[1], entry[2] }

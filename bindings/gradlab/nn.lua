@@ -178,7 +178,11 @@ return function(gl)
   -- root module (path "") therefore restores "" rather than what it found,
   -- which may be such a stale path: the next model call after an error clears
   -- it, so later anomaly messages do not blame the module that failed.
-  local module_path = gl._module_path
+  --
+  -- The C call that restores the path also hands the output to the module's
+  -- monitor taps (`_taps`, gradlab.monitor): the monitor costs no Lua call
+  -- per module.  They see the module's own output, before forward hooks.
+  local module_path, module_done = gl._module_path, gl._module_done
   function Module.__call(self, ...)
     if not self._paths_ready then self:_assign_paths() end
     local previous = module_path(self._path)
@@ -189,7 +193,7 @@ return function(gl)
     else
       out, extra = self.forward(self, ...)
     end
-    module_path(previous)
+    module_done(previous, out, self._taps)
     local hooks = self._forward_hooks
     if hooks then
       for i = 1, #hooks do
