@@ -14,7 +14,7 @@ gl.set_num_threads(tonumber(os.getenv("GRADLAB_THREADS") or "2"))
 local function median(v) table.sort(v); return v[(#v + 1) // 2] end
 
 -- Alternates plain and monitored steps so machine noise hits both alike.  The
--- monitor's taps (forward hooks and optimizer listeners) come off for the
+-- monitor's taps (modules' _taps and optimizer listeners) come off for the
 -- plain steps, so those cost exactly what an unmonitored model does.
 local function compare(make_model, x, y, loss_fn, reps)
   local model = make_model()
