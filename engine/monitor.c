@@ -41,18 +41,29 @@ typedef struct partial {
 } partial;
 
 /* The fast pass; `what` is a constant in every caller below, so each copy
- * keeps only the work it was asked for. */
+ * keeps only the work it was asked for.  Counts are written as conditional
+ * increments (c = test ? c + 1 : c), which the AVX-512 copies turn into one
+ * masked add each (c += test ? 1 : 0 cost a blend and an add); the band is
+ * counted from the inside, low <= v <= high (two compares, the second masked
+ * by the first, no mask OR), and turned around at the end: the fast pass only
+ * stands when every value is finite, where inside and outside are exact
+ * complements.  Only the lanes in use are cleared (a call on a bias is short). */
 static inline __attribute__((always_inline)) void scan_fast(const float *restrict x, int64_t n, float low,
                                                              float high, unsigned what, const int lanes, partial *p)
 {
-    double sum_lanes[LANES] = {0}, square_lanes[LANES] = {0};
-    float top_lanes[LANES] = {0};
-    int64_t zero_lanes[LANES] = {0}, band_lanes[LANES] = {0};
+    double sum_lanes[LANES], square_lanes[LANES];
+    float top_lanes[LANES];
+    int64_t zero_lanes[LANES], band_lanes[LANES];
+    for (int j = 0; j < lanes; j++) {
+        sum_lanes[j] = 0, square_lanes[j] = 0, top_lanes[j] = 0;
+        zero_lanes[j] = 0, band_lanes[j] = 0;
+    }
     int64_t i = 0;
     while (n - i >= lanes) {
         int64_t end = n - i > BLOCK ? i + BLOCK : i + (n - i) / lanes * lanes;
-        float s[LANES] = {0}, q[LANES] = {0}, m[LANES] = {0};
-        int32_t z[LANES] = {0}, b[LANES] = {0};
+        float s[LANES], q[LANES], m[LANES];
+        int32_t z[LANES], b[LANES];
+        for (int j = 0; j < lanes; j++) s[j] = 0, q[j] = 0, m[j] = 0, z[j] = 0, b[j] = 0;
         for (; i < end; i += lanes) {
             const float *restrict row = x + i;
             for (int j = 0; j < lanes; j++) {
@@ -63,8 +74,8 @@ static inline __attribute__((always_inline)) void scan_fast(const float *restric
                     float a = fabsf(v);
                     m[j] = a > m[j] ? a : m[j];   /* not fmaxf: a libm call */
                 }
-                if (what & GL_STATS_ZEROS) z[j] += v == 0.0f ? 1 : 0;
-                if (what & GL_STATS_BAND) b[j] += ((v < low) | (v > high)) ? 1 : 0;
+                if (what & GL_STATS_ZEROS) z[j] = v == 0.0f ? z[j] + 1 : z[j];
+                if (what & GL_STATS_BAND) b[j] = (v >= low) & (v <= high) ? b[j] + 1 : b[j];
             }
         }
         for (int j = 0; j < lanes; j++) {
@@ -77,14 +88,14 @@ static inline __attribute__((always_inline)) void scan_fast(const float *restric
     }
     double sum = 0, squares = 0;
     float top = 0;
-    int64_t zeros = 0, saturated = 0;
-#pragma omp simd reduction(+ : sum, squares, zeros, saturated) reduction(max : top)
+    int64_t zeros = 0, inside = 0;
+#pragma omp simd reduction(+ : sum, squares, zeros, inside) reduction(max : top)
     for (int j = 0; j < lanes; j++) {
         sum += sum_lanes[j];
         squares += square_lanes[j];
         top = top_lanes[j] > top ? top_lanes[j] : top;
         zeros += zero_lanes[j];
-        saturated += band_lanes[j];
+        inside += band_lanes[j];
     }
     for (; i < n; i++) {
         float v = x[i];
@@ -92,13 +103,13 @@ static inline __attribute__((always_inline)) void scan_fast(const float *restric
         squares += v * v;
         top = fabsf(v) > top ? fabsf(v) : top;
         zeros += v == 0.0f;
-        saturated += (v < low) | (v > high);
+        inside += (v >= low) & (v <= high);
     }
     p->sum = what & GL_STATS_SUM ? sum : 0;
     p->squares = squares;
     p->top = what & GL_STATS_TOP ? top : 0;
     p->zeros = what & GL_STATS_ZEROS ? zeros : 0;
-    p->saturated = what & GL_STATS_BAND ? saturated : 0;
+    p->saturated = what & GL_STATS_BAND ? n - inside : 0;
 }
 
 /* One copy per combination the engine asks for (anything else takes all). */

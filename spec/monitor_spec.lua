@@ -24,6 +24,22 @@ describe("tensor statistics", function()
     assert.equal(2, s.max_abs)
   end)
 
+  it("count values on the band's edges as inside, at every lane position", function()
+    -- The fast pass counts the inside (low <= v <= high) and turns it around.
+    for _, n in ipairs{5, 40, 100, 1100} do
+      local values, outside, zeros = {}, 0, 0
+      for i = 1, n do
+        local v = ({-0.5, -0.25, 0, 0.75, -0.5000001, 0.7500001, 0.1})[i % 7 + 1]
+        values[i] = v
+        if v < -0.5 or v > 0.75 then outside = outside + 1 end
+        if v == 0 then zeros = zeros + 1 end
+      end
+      local s = gl.tensor(values):stats(-0.5, 0.75)
+      assert.equal(outside, s.saturated)
+      assert.equal(zeros, s.zeros)
+    end
+  end)
+
   it("work on strided views and large tensors", function()
     local t = gl.arange(0, 20000):view{100, 200}:t()
     local s = t:stats()
