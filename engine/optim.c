@@ -177,10 +177,72 @@ static inline __attribute__((always_inline)) void sgd_loops(float *restrict p, c
 #undef SGD_ELEMENT
 }
 
+/* Plain SGD (no momentum, no decay terms) with norms, the monitor's usual
+ * case, on AVX-512: the same update (multiply, then subtract: the same bits as
+ * every other copy), the squares added with fused multiply-adds into four
+ * register accumulators per sum.  GCC kept the lanes of the loop above in
+ * memory and spent two instructions a square; this runs the monitored step's
+ * norms ~1.5x faster.  The squares may differ from the portable loop's in the
+ * last bits (like the statistics' FMA copies in monitor.c). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SGD_NORMS_AVX512 1
+static bool sgd_norms_fast(void) { return __builtin_cpu_supports("avx512f"); }
+
+__attribute__((target("avx512f"))) static void sgd_plain_norms_avx512(float *restrict p, const float *restrict g,
+                                                                       float lr, int64_t begin, int64_t end,
+                                                                       norm_sums *sums)
+{
+    const __m512 rate = _mm512_set1_ps(lr);
+    float saved[NORM_BLOCK];
+    for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+        int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end, i = start;
+        __m512 u0 = _mm512_setzero_ps(), u1 = u0, u2 = u0, u3 = u0, w0 = u0, w1 = u0, w2 = u0, w3 = u0;
+#define SGD_STEP(k, u, w)                                                                  \
+    do {                                                                                   \
+        __m512 old = _mm512_loadu_ps(p + i + 16 * (k));                                    \
+        __m512 new = _mm512_sub_ps(old, _mm512_mul_ps(rate, _mm512_loadu_ps(g + i + 16 * (k)))); \
+        _mm512_storeu_ps(p + i + 16 * (k), new);                                           \
+        _mm512_storeu_ps(saved + (i - start) + 16 * (k), old);                             \
+        __m512 delta = _mm512_sub_ps(new, old);                                            \
+        u = _mm512_fmadd_ps(delta, delta, u);                                              \
+        w = _mm512_fmadd_ps(old, old, w);                                                  \
+    } while (0)
+        for (; stop - i >= 64; i += 64) {
+            SGD_STEP(0, u0, w0);
+            SGD_STEP(1, u1, w1);
+            SGD_STEP(2, u2, w2);
+            SGD_STEP(3, u3, w3);
+        }
+        for (; stop - i >= 16; i += 16) SGD_STEP(0, u0, w0);
+#undef SGD_STEP
+        if (i < stop) {   /* the last 1-15 values, masked: zeros add nothing */
+            __mmask16 mask = (__mmask16)((1u << (stop - i)) - 1);
+            __m512 old = _mm512_maskz_loadu_ps(mask, p + i);
+            __m512 new = _mm512_sub_ps(old, _mm512_mul_ps(rate, _mm512_maskz_loadu_ps(mask, g + i)));
+            _mm512_mask_storeu_ps(p + i, mask, new);
+            _mm512_mask_storeu_ps(saved + (i - start), mask, old);
+            __m512 delta = _mm512_sub_ps(new, old);
+            u1 = _mm512_fmadd_ps(delta, delta, u1);
+            w1 = _mm512_fmadd_ps(old, old, w1);
+        }
+        float update = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(u0, u1), _mm512_add_ps(u2, u3)));
+        float weight = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(w0, w1), _mm512_add_ps(w2, w3)));
+        fold_block(update, weight, saved, p + start, stop - start, sums);
+    }
+}
+#endif
+
 GL_MULTIVERSION static void sgd_range(float *restrict p, const float *restrict g, float *restrict b, int64_t step,
                                       const gl_sgd_options *o, int64_t begin, int64_t end, norm_sums *sums)
 {
     bool decay = o->weight_decay != 0 || o->l1 != 0;
+#ifdef SGD_NORMS_AVX512
+    if (sums && !decay && !b && sgd_norms_fast()) {
+        sgd_plain_norms_avx512(p, g, o->lr, begin, end, sums);
+        return;
+    }
+#endif
     /* Momentum and norms are what SGD is used with; decay terms run the general copies. */
     if (decay) {
         if (sums) sgd_loops(p, g, b, step, o, begin, end, sums, true, true, b != NULL);
