@@ -124,11 +124,32 @@ end
 local step, flops = build()
 for _ = 1, q(5, 1) do step() end
 local reps = q((case == "b" or case == "c") and 200 or 30, 2)
+local function median(list)
+  table.sort(list)
+  return list[(#list + 1) // 2]
+end
 local times = {}
 for r = 1, reps do
   local t0 = gl.clock()
   step()
   times[r] = (gl.clock() - t0) * 1000
 end
-table.sort(times)
-print(("ms=%.4f flops=%d rss_kb=%d steps=%d"):format(times[(#times + 1) // 2], flops, peak_rss_kb(), reps))
+local extra = ""
+if case == "c" then
+  -- The monitor's overhead, measured in this process: the same network without
+  -- a monitor, in blocks of 10 steps alternating with blocks of the monitored
+  -- one, so that load changes hit both (separate processes minutes apart
+  -- differ by more than the overhead).
+  local plain = deep_tanh(false)
+  for _ = 1, q(5, 1) do plain() end
+  local block, with, without = q(10, 1), {}, {}
+  for r = 1, reps // block do
+    for _, side in ipairs{ { step, with }, { plain, without } } do
+      local t0 = gl.clock()
+      for _ = 1, block do side[1]() end
+      side[2][r] = (gl.clock() - t0) * 1000 / block
+    end
+  end
+  extra = (" base_ms=%.4f paired_ms=%.4f"):format(median(without), median(with))
+end
+print(("ms=%.4f flops=%d rss_kb=%d steps=%d%s"):format(median(times), flops, peak_rss_kb(), reps, extra))
