@@ -256,6 +256,39 @@ GL_MULTIVERSION static void sgd_range(float *restrict p, const float *restrict g
     }
 }
 
+/* Adam over [begin, end).  `decay_terms` false skips the gradient's L2 and L1
+ * terms (both zero: Adam without weight decay, AdamW), as PyTorch does —
+ * sign_of alone cost a third of the loop; vmax is AMSGrad's running maximum
+ * or NULL.  Inlined with constant arguments, so each caller gets its own loop. */
+static inline __attribute__((always_inline)) void adam_loop(float *restrict p, const float *restrict g,
+                                                            float *restrict m, float *restrict v,
+                                                            float *restrict vmax, float decay, float l2, float l1,
+                                                            float b1, float b2, float eps, float step_size,
+                                                            float correction2_sqrt, int64_t begin, int64_t end,
+                                                            norm_sums *sums, bool decay_terms)
+{
+    const bool norms = sums != NULL;
+    float saved[NORM_BLOCK];
+    for (int64_t start = begin; start < end; start += NORM_BLOCK) {
+        int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
+        float block_update = 0, block_param = 0;
+        #pragma omp simd reduction(+ : block_update, block_param)
+        for (int64_t i = start; i < stop; i++) {
+            float old = p[i];
+            float pi = old * decay;
+            float d = decay_terms ? g[i] + l2 * pi + l1 * sign_of(pi) : g[i];
+            float mi = b1 * m[i] + (1.0f - b1) * d;
+            float vi = b2 * v[i] + (1.0f - b2) * d * d;
+            m[i] = mi;
+            v[i] = vi;
+            if (vmax) vi = vmax[i] = fmaxf(vmax[i], vi);
+            p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
+            NOTE_NORMS(old, p[i]);
+        }
+        if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
+    }
+}
+
 GL_MULTIVERSION static void adam_range(float *restrict p, const float *restrict g, float *restrict m,
                                        float *restrict v, float *restrict vmax, int64_t step,
                                        const gl_adam_options *o, int64_t begin, int64_t end, norm_sums *sums)
@@ -264,68 +297,16 @@ GL_MULTIVERSION static void adam_range(float *restrict p, const float *restrict 
     double correction1 = 1.0 - pow((double)o->beta1, (double)step);
     double correction2 = 1.0 - pow((double)o->beta2, (double)step);
     float step_size = (float)((double)o->lr / correction1);
-    float correction2_sqrt = (float)sqrt(correction2);
+    float c2 = (float)sqrt(correction2);
     float decay = o->decoupled ? 1.0f - o->lr * o->weight_decay : 1.0f;
     float l2 = o->decoupled ? 0.0f : o->weight_decay;
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, l1 = o->l1;
-    const bool norms = sums != NULL;
-    float saved[NORM_BLOCK];
-    if (!vmax && l2 == 0 && l1 == 0) {
-        /* No gradient terms from decay (Adam without weight decay, AdamW): as
-         * PyTorch, skip them; sign_of alone cost a third of the loop. */
-        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
-            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
-            float block_update = 0, block_param = 0;
-            #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < stop; i++) {
-                float old = p[i];
-                float pi = old * decay;
-                float d = g[i];
-                float mi = b1 * m[i] + (1.0f - b1) * d;
-                float vi = b2 * v[i] + (1.0f - b2) * d * d;
-                m[i] = mi;
-                v[i] = vi;
-                p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
-                NOTE_NORMS(old, p[i]);
-            }
-            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
-        }
-    } else if (!vmax) {
-        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
-            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
-            float block_update = 0, block_param = 0;
-            #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < stop; i++) {
-                float old = p[i];
-                float pi = old * decay;
-                float d = g[i] + l2 * pi + l1 * sign_of(pi);
-                float mi = b1 * m[i] + (1.0f - b1) * d;
-                float vi = b2 * v[i] + (1.0f - b2) * d * d;
-                m[i] = mi;
-                v[i] = vi;
-                p[i] = pi - step_size * (mi / (sqrtf(vi) / correction2_sqrt + eps));
-                NOTE_NORMS(old, p[i]);
-            }
-            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
-        }
-    } else {
-        for (int64_t start = begin; start < end; start += NORM_BLOCK) {
-            int64_t stop = end - start > NORM_BLOCK ? start + NORM_BLOCK : end;
-            float block_update = 0, block_param = 0;
-            #pragma omp simd reduction(+ : block_update, block_param)
-            for (int64_t i = start; i < stop; i++) {
-                float old = p[i];
-                float pi = old * decay;
-                float d = g[i] + l2 * pi + l1 * sign_of(pi);
-                m[i] = b1 * m[i] + (1.0f - b1) * d;
-                v[i] = b2 * v[i] + (1.0f - b2) * d * d;
-                vmax[i] = fmaxf(vmax[i], v[i]);
-                p[i] = pi - step_size * (m[i] / (sqrtf(vmax[i]) / correction2_sqrt + eps));
-                NOTE_NORMS(old, p[i]);
-            }
-            if (norms) fold_block(block_update, block_param, saved, p + start, stop - start, sums);
-        }
-    }
+    if (vmax)
+        adam_loop(p, g, m, v, vmax, decay, l2, l1, b1, b2, eps, step_size, c2, begin, end, sums, true);
+    else if (l2 == 0 && l1 == 0)
+        adam_loop(p, g, m, v, NULL, decay, l2, l1, b1, b2, eps, step_size, c2, begin, end, sums, false);
+    else
+        adam_loop(p, g, m, v, NULL, decay, l2, l1, b1, b2, eps, step_size, c2, begin, end, sums, true);
 }
 
 GL_MULTIVERSION static void rmsprop_range(float *restrict p, const float *restrict g, float *restrict v,
