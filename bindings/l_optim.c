@@ -1,7 +1,11 @@
 /*
- * l_optim.c — the optimizers' fused kernels for Lua (gradlab.optim wires them),
+ * l_optim.c — the optimizers' fused kernels for Lua (gradlab.optim wires them).
  *
- * Kernels take (param, grad, state tensors..., step, group [, norms]) where
+ * Optimizer:step calls _optim_step once per parameter group: the loop over
+ * the parameters, their state tables and the kernels, in C.  The
+ * per-parameter kernels are exposed too (_optim_sgd, ...), for tests and for
+ * optimizers written in Lua; they take (param, grad, state tensors..., step,
+ * group [, norms]) where
  * group is the parameter group's table of hyper-parameters.  With `norms`
  * true they return ‖Δp‖ and ‖p‖ (before the step), computed in the same pass,
  * for the monitor's update ratio; with a monitor's parameter tap instead they
