@@ -30,19 +30,9 @@ for _, a in ipairs(arg or {}) do
 end
 
 -- Find the module: as installed / via LUA_PATH, else in ../build/lua next to this script.
-local ok, gl = pcall(require, "gradlab")
-if not ok then
-  local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-  local build = os.getenv("GRADLAB_BUILD") or (dir .. "/../build")
-  package.path = build .. "/lua/?.lua;" .. build .. "/lua/?/init.lua;" .. package.path
-  package.cpath = build .. "/lua/?.so;" .. package.cpath
-  ok, gl = pcall(require, "gradlab")
-  if not ok then
-    io.stderr:write("bench_lua_overhead: cannot load gradlab (build it with `make`, or set ",
-                    "LUA_PATH/LUA_CPATH to build/lua):\n", tostring(gl), "\n")
-    os.exit(1)
-  end
-end
+local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local common = dofile(script_dir .. "/common.lua")
+local gl = common.load_gradlab("bench_lua_overhead", script_dir)
 
 local clock = gl.clock
 
@@ -53,11 +43,7 @@ local function gc_mode()
   return previous
 end
 
-local threads = tonumber(os.getenv("GRADLAB_THREADS") or "2")
-if not threads or threads < 1 or threads % 1 ~= 0 then
-  io.stderr:write("bench_lua_overhead: GRADLAB_THREADS must be a positive integer\n")
-  os.exit(2)
-end
+local threads = common.env_threads("bench_lua_overhead", 2)
 gl.set_num_threads(threads)
 
 local iterations = quick and 10000 or 1000000

@@ -25,28 +25,11 @@ for _, a in ipairs(arg or {}) do
 end
 
 -- Find the module: as installed / via LUA_PATH, else in ../build/lua next to this script.
-local ok, gl = pcall(require, "gradlab")
-if not ok then
-  local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-  local build = os.getenv("GRADLAB_BUILD") or (dir .. "/../build")
-  package.path = build .. "/lua/?.lua;" .. build .. "/lua/?/init.lua;" .. package.path
-  package.cpath = build .. "/lua/?.so;" .. package.cpath
-  ok, gl = pcall(require, "gradlab")
-  if not ok then
-    io.stderr:write("bench_norm: cannot load gradlab (build it with `make`):\n", tostring(gl), "\n")
-    os.exit(1)
-  end
-end
-
-local threads = os.getenv("GRADLAB_THREADS")
-if threads then
-  threads = tonumber(threads)
-  if not threads or threads < 1 or threads % 1 ~= 0 then
-    io.stderr:write("bench_norm: GRADLAB_THREADS must be a positive integer\n")
-    os.exit(2)
-  end
-  gl.set_num_threads(threads)
-end
+local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local common = dofile(script_dir .. "/common.lua")
+local gl = common.load_gradlab("bench_norm", script_dir)
+local threads = common.env_threads("bench_norm")
+if threads then gl.set_num_threads(threads) end
 threads = gl.get_num_threads()
 
 local clock = gl.clock

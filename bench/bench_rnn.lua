@@ -40,24 +40,9 @@ for _, a in ipairs(arg or {}) do
 end
 
 local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local ok, gl = pcall(require, "gradlab")
-if not ok then
-  local build = os.getenv("GRADLAB_BUILD") or (script_dir .. "/../build")
-  package.path = build .. "/lua/?.lua;" .. build .. "/lua/?/init.lua;" .. package.path
-  package.cpath = build .. "/lua/?.so;" .. package.cpath
-  ok, gl = pcall(require, "gradlab")
-  if not ok then
-    io.stderr:write("bench_rnn: cannot load gradlab (build it with `make`):\n", tostring(gl), "\n")
-    os.exit(1)
-  end
-end
-
-local threads = tonumber(os.getenv("GRADLAB_THREADS") or "2")
-if not threads or threads < 1 or threads % 1 ~= 0 then
-  io.stderr:write("bench_rnn: GRADLAB_THREADS must be a positive integer\n")
-  os.exit(2)
-end
-threads = math.tointeger(threads)
+local common = dofile(script_dir .. "/common.lua")
+local gl = common.load_gradlab("bench_rnn", script_dir)
+local threads = common.env_threads("bench_rnn", 2)
 gl.set_num_threads(threads)
 
 local T, B, IN, H = 100, 32, 32, 128

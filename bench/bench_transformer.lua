@@ -36,26 +36,9 @@ local warmup = quick and 2 or 5
 
 -- Find the module: as installed / via LUA_PATH, else in ../build/lua next to this script.
 local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local ok, gl = pcall(require, "gradlab")
-if not ok then
-  local build = os.getenv("GRADLAB_BUILD") or (script_dir .. "/../build")
-  package.path = build .. "/lua/?.lua;" .. build .. "/lua/?/init.lua;" .. package.path
-  package.cpath = build .. "/lua/?.so;" .. package.cpath
-  ok, gl = pcall(require, "gradlab")
-  if not ok then
-    io.stderr:write("bench_transformer: cannot load gradlab (build it with `make`):\n", tostring(gl), "\n")
-    os.exit(1)
-  end
-end
-
-if not thread_list then
-  local n = tonumber(os.getenv("GRADLAB_THREADS") or "2")
-  if not n or n < 1 or n % 1 ~= 0 then
-    io.stderr:write("bench_transformer: GRADLAB_THREADS must be a positive integer\n")
-    os.exit(2)
-  end
-  thread_list = { math.tointeger(n) }
-end
+local common = dofile(script_dir .. "/common.lua")
+local gl = common.load_gradlab("bench_transformer", script_dir)
+thread_list = thread_list or { common.env_threads("bench_transformer", 2) }
 
 local LAYERS, D, HEADS, T, B = 6, 128, 4, 64, 16
 local python = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
