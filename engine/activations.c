@@ -32,28 +32,14 @@ const char *gl_activation_name(gl_activation kind)
  * GCC vectorizes the GELU loops (glibc's erff is an opaque scalar call). */
 static inline int32_t gelu_bits(float x) { int32_t b; memcpy(&b, &x, sizeof b); return b; }
 static inline float gelu_float(int32_t b) { float x; memcpy(&x, &b, sizeof x); return x; }
+/* e^x for GELU, whose argument is -x^2 (or -0.5 x^2): x >= +0 and a NaN with
+ * the sign bit clear (erf of NaN gets here) are evaluated at 0, so the int
+ * conversion inside stays in range (a NaN input still gives NaN through the
+ * caller's polynomial). */
 static inline float gelu_exp_nonpositive(float x)
 {
-    const int32_t limit = (int32_t)0xC2B00000;   /* -88.0f */
-    int32_t bits = gelu_bits(x);
-    int32_t below = -(int32_t)(bits < 0 && bits > limit);
-    /* x >= +0, +inf or a NaN with the sign bit clear (erf of NaN gets here):
-     * evaluate at 0, so the int conversion below stays in range (a NaN input
-     * still gives NaN through the caller's polynomial). */
-    int32_t above = -(int32_t)(bits >= 0);
-    float c = gelu_float((bits & ~below & ~above) | (limit & below));
-    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = c - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    float scale = gelu_float(((int32_t)n + 127) * (1 << 23));
-    return gelu_float(gelu_bits(y * scale) & ~below);
+    uint32_t above = -(uint32_t)(gelu_bits(x) >= 0);
+    return exp_nonpositive_float(bits_float(float_bits(x) & ~above));
 }
 static inline float erf_float(float x)
 {

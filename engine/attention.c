@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "math_fast.h"
 
 /* One of q, k, v (or their gradients): the first element and element strides. */
 typedef struct attn_operand {
@@ -65,55 +66,9 @@ static void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
                 (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, 0.0f, c, (int)ldc);
 }
 
-/* GCC (under its default -ftrapping-math) will not if-convert a float
- * comparison, so a loop with one is never vectorized; the selects below
- * compare bit patterns as integers instead, which it does vectorize. */
-static inline int32_t float_bits(float x)
-{
-    int32_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
-static inline float bits_float(int32_t b)
-{
-    float x;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
 /* An integer that orders like the float (sign-magnitude to two's complement);
  * its own inverse. */
 static inline int32_t order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7FFFFFFF); }
-
-/* e^x for x <= 0, the range softmax needs after subtracting the row maximum:
- * Cephes' expf reduction and polynomial (1.3 ulp at most, measured against
- * exp in double), with no libm call and no float compare so that the softmax
- * loop vectorizes (scalar expf would dominate attention's own cost).  Below
- * -88 the result would be subnormal and is flushed to 0, which also sends
- * -inf (a masked score) to exactly 0.  NaN is handled by the caller. */
-static inline float exp_nonpositive(float x)
-{
-    const int32_t limit = (int32_t)0xC2B00000;   /* -88.0f */
-    int32_t bits = float_bits(x);
-    /* x < -88, or -inf: for negative floats a larger pattern is more negative. */
-    int32_t below = -(int32_t)(bits < 0 && bits > limit);
-    float c = bits_float((bits & ~below) | (limit & below));
-    /* Round to nearest by the 1.5 * 2^23 trick: no floorf/rintf call needed. */
-    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = c - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    /* n is in [-127, 0]: 2^n built in the exponent field (n = -127 gives +0). */
-    float scale = bits_float(((int32_t)n + 127) * (1 << 23));
-    return bits_float(float_bits(y * scale) & ~below);
-}
 
 /* Softmax of one score row in place over its first `limit` entries; the rest
  * are masked (set to 0).  A row with nothing left gets all zeros; a row with
@@ -122,17 +77,17 @@ static void softmax_row(float *restrict s, int64_t n, int64_t limit)
 {
     int32_t top_key = INT32_MIN, nan = 0;
     for (int64_t j = 0; j < limit; j++) {
-        int32_t bits = float_bits(s[j]), key = order_key(bits);
+        int32_t bits = (int32_t)float_bits(s[j]), key = order_key(bits);
         top_key = key > top_key ? key : top_key;
         nan |= (bits & 0x7FFFFFFF) > 0x7F800000;
     }
-    float top = bits_float(order_key(top_key));
+    float top = bits_float((uint32_t)order_key(top_key));
     if (limit > 0 && nan) {
         for (int64_t j = 0; j < n; j++) s[j] = NAN;
         return;
     }
     if (limit == 0 || top == -INFINITY) limit = 0;
-    for (int64_t j = 0; j < limit; j++) s[j] = exp_nonpositive(s[j] - top);
+    for (int64_t j = 0; j < limit; j++) s[j] = exp_nonpositive_float(s[j] - top);
     /* Four partial sums: a shorter dependency chain than one running total. */
     float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     int64_t j = 0;
@@ -220,7 +175,7 @@ static void attention_backward_heads(const attn_problem *p, attn_operand dq, att
             const float *restrict w = P + i * Tk, *restrict wd = Pd + i * Tk;
             if (Pd != P)   /* a dropped weight passes no gradient; kept ones were scaled */
                 for (int64_t j = 0; j < Tk; j++) {
-                    int32_t kept = -(int32_t)((float_bits(wd[j]) & 0x7FFFFFFF) != 0);
+                    uint32_t kept = -(uint32_t)((float_bits(wd[j]) & 0x7FFFFFFFu) != 0);
                     d[j] = bits_float(float_bits(d[j] * keep_scale) & kept);
                 }
             float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f}, dot;

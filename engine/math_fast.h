@@ -94,6 +94,34 @@ static inline float exp_float(float x)
     return y * bits_float(scale);
 }
 
+/* e^x for x <= 0, the range softmax needs after subtracting the row maximum
+ * and GELU's Gaussian uses: Cephes' expf reduction and polynomial (1.3 ulp at
+ * most, measured against exp in double), on integer selects only.  Below -88
+ * the result would be subnormal and is flushed to 0, which also sends -inf (a
+ * masked score) to exactly 0.  Positive x and NaN are the caller's to handle. */
+static inline float exp_nonpositive_float(float x)
+{
+    const int32_t limit = (int32_t)0xC2B00000;   /* -88.0f */
+    int32_t bits = (int32_t)float_bits(x);
+    /* x < -88, or -inf: for negative floats a larger pattern is more negative. */
+    int32_t below = -(int32_t)(bits < 0 && bits > limit);
+    float c = bits_float((uint32_t)((bits & ~below) | (limit & below)));
+    /* Round to nearest by the 1.5 * 2^23 trick: no floorf/rintf call needed. */
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = c - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    /* n is in [-127, 0]: 2^n built in the exponent field (n = -127 gives +0). */
+    float scale = bits_float((uint32_t)(((int32_t)n + 127) * (1 << 23)));
+    return bits_float(float_bits(y * scale) & ~(uint32_t)below);
+}
+
 /* 1 / (1 + e^-x): no cancellation on either side, so one formula serves.
  * Below -87.3 the true value is subnormal (and 0 below -104): we return 0
  * there rather than exp_float's saturated 1.2e-38. */
