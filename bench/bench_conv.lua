@@ -54,21 +54,9 @@ local OH, OW = H + 2 * PAD - K + 1, W + 2 * PAD - K + 1
 local warmup, rounds = quick and 2 or 5, quick and 5 or 25
 local clock = gl.clock
 
-local function median(values)
-  local sorted = { table.unpack(values) }
-  table.sort(sorted)
-  local n = #sorted
-  if n % 2 == 1 then return sorted[(n + 1) // 2] end
-  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
-end
+local median = common.median
 
-local function load_average()
-  local file = io.open("/proc/loadavg")
-  if not file then return "?" end
-  local text = file:read("l")
-  file:close()
-  return text:match("^(%S+ %S+ %S+)") or "?"
-end
+local load_average = common.load_average
 
 gl.manual_seed(1)
 local x = gl.randn{ B, CIN, H, W }:requires_grad(true)

@@ -50,12 +50,7 @@ local iterations = quick and 10000 or 1000000
 local batches = quick and 2 or 10
 local per_batch = iterations // batches
 
-local function median(values)
-  table.sort(values)
-  local n = #values
-  if n % 2 == 1 then return values[(n + 1) // 2] end
-  return 0.5 * (values[n // 2] + values[n // 2 + 1])
-end
+local median = common.median
 
 -- Median ns per call of body(count), which runs the op `count` times.
 local function measure(body)

@@ -36,13 +36,7 @@ local clock = gl.clock
 local B, F = 256, 1024
 local warmup, reps = quick and 3 or 10, quick and 30 or 200
 
-local function median(values)
-  local sorted = { table.unpack(values) }
-  table.sort(sorted)
-  local n = #sorted
-  if n % 2 == 1 then return sorted[(n + 1) // 2] end
-  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
-end
+local median = common.median
 
 gl.manual_seed(1)
 local x = gl.randn{ B, F }:requires_grad(true)

@@ -51,21 +51,9 @@ local kinds = { "lstm", "gru", "rnn" }
 local modules = { lstm = "LSTM", gru = "GRU", rnn = "RNN" }
 local clock = gl.clock
 
-local function median(values)
-  local sorted = { table.unpack(values) }
-  table.sort(sorted)
-  local n = #sorted
-  if n % 2 == 1 then return sorted[(n + 1) // 2] end
-  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
-end
+local median = common.median
 
-local function load_average()
-  local file = io.open("/proc/loadavg")
-  if not file then return "?" end
-  local text = file:read("l")
-  file:close()
-  return text:match("^(%S+ %S+ %S+)") or "?"
-end
+local load_average = common.load_average
 
 gl.manual_seed(1)
 local x = gl.randn{ T, B, IN }:requires_grad(true)

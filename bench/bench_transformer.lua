@@ -43,14 +43,7 @@ thread_list = thread_list or { common.env_threads("bench_transformer", 2) }
 local LAYERS, D, HEADS, T, B = 6, 128, 4, 64, 16
 local python = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
 
-local function median(values)
-  local sorted = { table.unpack(values) }
-  table.sort(sorted)
-  local n = #sorted
-  if n == 0 then return 0 / 0 end
-  if n % 2 == 1 then return sorted[(n + 1) // 2] end
-  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
-end
+local median = common.median
 
 -- gradlab ------------------------------------------------------------------------
 gl.manual_seed(1)

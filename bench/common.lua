@@ -37,4 +37,23 @@ function common.env_threads(name, default)
   return math.tointeger(n)
 end
 
+-- The median of a list of numbers (the list is left as it is; NaN when empty).
+function common.median(values)
+  local sorted = { table.unpack(values) }
+  table.sort(sorted)
+  local n = #sorted
+  if n == 0 then return 0 / 0 end
+  if n % 2 == 1 then return sorted[(n + 1) // 2] end
+  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
+end
+
+-- The 1, 5 and 15 minute load averages as text, for the reports ("?" when unknown).
+function common.load_average()
+  local file = io.open("/proc/loadavg")
+  if not file then return "?" end
+  local text = file:read("l")
+  file:close()
+  return text:match("^(%S+ %S+ %S+)") or "?"
+end
+
 return common
