@@ -14,6 +14,9 @@ local PYTHON = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
 local function quote(s)
     return "'" .. s:gsub("'", "'\\''") .. "'"
 end
+-- The pseudo-terminal drivers import spec/pty_session.py.
+local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
+local PTY_PATH = "PYTHONPATH=" .. quote(SPEC_DIR) .. " "
 
 local function slurp(path)
     local f = io.open(path, "rb")
@@ -277,37 +280,10 @@ describe("the terminal REPL", function()
     -- the output it expects, so the test is not timing-sensitive; a step that does not come
     -- within its timeout fails the test with the transcript.
     local DRIVER = [==[
-import os, pty, sys, time, select, signal
+import sys, time
+from pty_session import start, send, expect, finish
 program, history = sys.argv[1], sys.argv[2]
-env = dict(os.environ, GRADLAB_HISTORY=history, TERM="xterm")
-pid, fd = pty.fork()
-if pid == 0:
-    os.execve(program, [program], env)
-transcript, pos = b"", 0
-def expect(token, timeout=10.0):
-    global transcript, pos
-    end = time.time() + timeout
-    while transcript.find(token.encode(), pos) < 0:
-        left = end - time.time()
-        r = select.select([fd], [], [], max(left, 0))[0] if left > 0 else []
-        if not r:
-            print("TIMEOUT waiting for %r after %r; transcript: %r"
-                  % (token, transcript[:pos].decode(errors="replace")[-60:],
-                     transcript.decode(errors="replace")))
-            os.kill(pid, signal.SIGKILL)
-            sys.exit(1)
-        try:
-            transcript += os.read(fd, 4096)
-        except OSError:
-            pass
-    # The next expect looks at the output after this token only.
-    pos = transcript.find(token.encode(), pos) + len(token)
-def send(text):
-    # Type as a person would, a moment after the prompt: libedit sets the terminal to raw
-    # mode as it starts reading, and input that comes before is cooked by the kernel
-    # (echoed, ^D and ^C taken by the line discipline).
-    time.sleep(0.1)
-    os.write(fd, text.encode())
+start(program, {"GRADLAB_HISTORY": history}, expect_timeout=10.0)
 expect("gl> ")
 send("x = 42\r"); expect("gl> ")
 send("while true do end\r"); time.sleep(0.3)
@@ -323,27 +299,14 @@ send("pri\t(6 * 9)\r"); expect("54"); expect("gl> ")
 send("t = gl.tensor{1, 2}\r"); expect("gl> ")
 send("t:resh\t{2, 1}:size(1) * 1000\r"); expect("2000"); expect("gl> ")
 print("completion ok")
-send("\x04")
-deadline = time.time() + 5
-while time.time() < deadline:
-    if select.select([fd], [], [], 0.05)[0]:
-        try:
-            os.read(fd, 4096)
-        except OSError:
-            pass
-    wpid, status = os.waitpid(pid, os.WNOHANG)
-    if wpid:
-        print("exit", os.waitstatus_to_exitcode(status))
-        sys.exit(0)
-print("still running after Ctrl-D")
-os.kill(pid, signal.SIGKILL)
+finish(5.0)
 ]==]
 
     it("interrupts a loop with Ctrl-C, keeps globals, cancels input, completes, exits on Ctrl-D", function()
         local script, history = os.tmpname(), os.tmpname()
         write_file(script, DRIVER)
         os.remove(history)
-        local p = io.popen("timeout 60 " .. PYTHON .. " " .. quote(script) .. " " .. quote(PROGRAM)
+        local p = io.popen(PTY_PATH .. "timeout 60 " .. PYTHON .. " " .. quote(script) .. " " .. quote(PROGRAM)
             .. " " .. quote(history) .. " 2>&1 </dev/null")
         local out = p:read("a")
         p:close()

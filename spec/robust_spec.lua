@@ -17,6 +17,9 @@ local PYTHON = os.getenv("GRADLAB_PYTHON") or "/usr/bin/python3"
 local SANITIZED = os.getenv("GRADLAB_SANITIZED") == "1"
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+-- The pseudo-terminal drivers import spec/pty_session.py.
+local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
+local PTY_PATH = "PYTHONPATH=" .. quote(SPEC_DIR) .. " "
 
 local function write_file(path, text)
   local f = assert(io.open(path, "wb"))
@@ -51,31 +54,9 @@ describe("Ctrl-C in the REPL", function()
   -- Drives the terminal REPL under a pseudo-terminal (as program_spec.lua does): each
   -- step waits for the output it expects; a missing one fails with the transcript.
   local DRIVER = [==[
-import os, pty, sys, time, select, signal
-program = sys.argv[1]
-env = dict(os.environ, GRADLAB_HISTORY=os.devnull, TERM="xterm")
-pid, fd = pty.fork()
-if pid == 0:
-    os.execve(program, [program], env)
-transcript, pos = b"", 0
-def expect(token, timeout=30.0):
-    global transcript, pos
-    end = time.time() + timeout
-    while transcript.find(token.encode(), pos) < 0:
-        left = end - time.time()
-        r = select.select([fd], [], [], max(left, 0))[0] if left > 0 else []
-        if not r:
-            print("TIMEOUT waiting for %r; transcript: %r" % (token, transcript.decode(errors="replace")))
-            os.kill(pid, signal.SIGKILL)
-            sys.exit(1)
-        try:
-            transcript += os.read(fd, 4096)
-        except OSError:
-            pass
-    pos = transcript.find(token.encode(), pos) + len(token)
-def send(text):
-    time.sleep(0.1)
-    os.write(fd, text.encode())
+import sys, time
+from pty_session import start, send, expect, finish
+start(sys.argv[1], {"GRADLAB_HISTORY": "/dev/null"}, expect_timeout=30.0)
 def interrupt(statement, wait=0.6):
     send(statement + "\r")
     time.sleep(wait)
@@ -102,26 +83,13 @@ print("module path ok")
 send("print('still', x:matmul(x):size(1), (x - x):abs():max():item())\r")
 expect("still\t400\t0.0"); expect("gl> ")
 print("session ok")
-send("\x04")
-deadline = time.time() + 10
-while time.time() < deadline:
-    if select.select([fd], [], [], 0.05)[0]:
-        try:
-            os.read(fd, 4096)
-        except OSError:
-            pass
-    wpid, status = os.waitpid(pid, os.WNOHANG)
-    if wpid:
-        print("exit", os.waitstatus_to_exitcode(status))
-        sys.exit(0)
-print("still running after Ctrl-D")
-os.kill(pid, signal.SIGKILL)
+finish(10.0)
 ]==]
 
   it("stops matmul and training loops, no_grad bodies and module forwards; the tensors stay intact", function()
     local script = os.tmpname()
     write_file(script, DRIVER)
-    local out = run("timeout 180 " .. PYTHON .. " " .. quote(script) .. " " .. quote(PROGRAM) .. " </dev/null")
+    local out = run(PTY_PATH .. "timeout 180 " .. PYTHON .. " " .. quote(script) .. " " .. quote(PROGRAM) .. " </dev/null")
     os.remove(script)
     for _, step in ipairs { "matmul loop ok", "training loop ok", "no_grad ok", "module path ok",
                             "session ok", "exit 0" } do
